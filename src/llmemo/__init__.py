@@ -1,0 +1,60 @@
+"""llmemo: an async-first exact and semantic cache for LLM responses.
+
+The core API is async and backend-agnostic::
+
+    from llmemo import ExactCache, MemoryKeyStore
+
+    cache = ExactCache(MemoryKeyStore(max_entries=10_000), ttl=3600)
+    await cache.aupdate(prompt, llm_string, value)
+    hit = await cache.alookup(prompt, llm_string)   # CacheHit | None
+
+LangChain caches live in :mod:`llmemo.langchain`. Importing ``llmemo`` loads neither
+numpy, redis nor LangChain; they load where they are used.
+"""
+
+from __future__ import annotations
+
+from llmemo.caches.base import CacheHit, CacheStats
+from llmemo.caches.exact import ExactCache
+from llmemo.caches.semantic import SemanticCache
+from llmemo.config import CacheConfig, SemanticConfig
+from llmemo.embedders import LangChainEmbedder
+from llmemo.errors import (
+    BackendError,
+    BackendTimeoutError,
+    BackendUnavailableError,
+    CapabilityError,
+    ConfigurationError,
+    LlmemoError,
+    MissingDependencyError,
+    SerializationError,
+)
+from llmemo.stores.base import Embedder, KeyStore, VectorMatch, VectorStore
+from llmemo.stores.memory import MemoryKeyStore, MemoryVectorStore
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "BackendError",
+    "BackendTimeoutError",
+    "BackendUnavailableError",
+    "CacheConfig",
+    "CacheHit",
+    "CacheStats",
+    "CapabilityError",
+    "ConfigurationError",
+    "Embedder",
+    "ExactCache",
+    "KeyStore",
+    "LangChainEmbedder",
+    "LlmemoError",
+    "MemoryKeyStore",
+    "MemoryVectorStore",
+    "MissingDependencyError",
+    "SemanticCache",
+    "SemanticConfig",
+    "SerializationError",
+    "VectorMatch",
+    "VectorStore",
+    "__version__",
+]

@@ -1,0 +1,255 @@
+"""LangChain ``BaseCache`` adapters over llmemo's async core.
+
+``alookup``/``aupdate``/``aclear`` are native coroutines (no thread pool); the sync
+``lookup``/``update``/``clear`` run the same coroutines through
+:func:`llmemo.adapters._sync.run_sync`. Cores whose store is loop-bound are kept one per
+running event loop; in-memory cores are shared by every loop and thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
+from langchain_core.outputs import Generation
+
+from llmemo.adapters._sync import PerLoop, run_sync
+from llmemo.caches.base import CacheHit, CacheStats
+from llmemo.caches.exact import ExactCache
+from llmemo.caches.semantic import SemanticCache
+from llmemo.embedders import LangChainEmbedder
+from llmemo.errors import ConfigurationError
+from llmemo.stores.base import Embedder
+from llmemo.stores.memory import MemoryKeyStore, MemoryVectorStore
+
+if TYPE_CHECKING:
+    from langchain_core.embeddings import Embeddings
+
+__all__ = [
+    "InMemoryCache",
+    "InMemorySemanticCache",
+    "LangChainCache",
+    "check_return_val",
+    "to_embedder",
+]
+
+
+class CoreCache(Protocol):
+    """What the adapter needs of a core cache (:class:`ExactCache`, :class:`SemanticCache`)."""
+
+    stats: CacheStats
+
+    async def alookup(self, prompt: str, llm_string: str) -> CacheHit | None: ...
+
+    async def aupdate(self, prompt: str, llm_string: str, value: Any) -> None: ...
+
+    async def aclear(self) -> int: ...
+
+    async def aclose(self) -> None: ...
+
+
+def check_return_val(return_val: object) -> list[Generation]:
+    """Return ``return_val`` as a list after checking it holds LangChain generations.
+
+    Raises:
+        TypeError: not a sequence, or an item is not a ``Generation``.
+        ConfigurationError: the sequence is empty (an empty entry would later be served
+            as a hit with no generation).
+    """
+    if isinstance(return_val, (str, bytes)) or not isinstance(return_val, Sequence):
+        raise TypeError(
+            "return_val must be a list of langchain_core Generation objects; "
+            f"got {type(return_val).__qualname__}"
+        )
+    for index, item in enumerate(return_val):
+        if not isinstance(item, Generation):
+            raise TypeError(
+                f"return_val[{index}] must be a langchain_core Generation; "
+                f"got {type(item).__qualname__}"
+            )
+    if not return_val:
+        raise ConfigurationError("return_val must hold at least one Generation")
+    return list(return_val)
+
+
+def to_embedder(embeddings: Embeddings | Embedder) -> Embedder:
+    """Return an llmemo :class:`~llmemo.stores.base.Embedder` for LangChain embeddings.
+
+    An object that already is an llmemo ``Embedder`` (has ``async embed(texts)`` and no
+    ``embed_query``) is returned as it is.
+    """
+    if not hasattr(embeddings, "embed_query") and isinstance(embeddings, Embedder):
+        return embeddings
+    return LangChainEmbedder(embeddings)  # type: ignore[arg-type]
+
+
+class LangChainCache(BaseCache):
+    """A LangChain ``BaseCache`` over any llmemo core cache.
+
+    Pass ``core`` for a core that may be shared by every loop and thread (in-memory
+    stores), or ``core_factory`` for cores holding loop-bound resources: the factory is
+    called once per running event loop (on that loop), and llmemo closes cores made for
+    its own private loops.
+
+    Lookups return a ``list`` of generations or ``None`` (LangChain treats anything but a
+    ``list`` as a miss). Errors of the core propagate.
+    """
+
+    def __init__(
+        self,
+        core: CoreCache | None = None,
+        *,
+        core_factory: Callable[[], CoreCache] | None = None,
+    ) -> None:
+        """Wrap a core (shared) or a per-loop core factory; exactly one of them.
+
+        Raises:
+            ConfigurationError: both or neither given.
+        """
+        if (core is None) == (core_factory is None):
+            raise ConfigurationError("pass exactly one of core or core_factory")
+        self._shared = core
+        self._per_loop: PerLoop[CoreCache] | None = None
+        self._stats = core.stats if core is not None else CacheStats()
+        if core_factory is not None:
+            factory = core_factory
+
+            def make_core() -> CoreCache:
+                made = factory()
+                made.stats = self._stats  # one set of counters over every loop's core
+                return made
+
+            self._per_loop = PerLoop(make_core, self._close_core)
+
+    async def _close_core(self, core: CoreCache) -> None:
+        """Release a per-loop core (awaited on its loop when that loop shuts down)."""
+        await core.aclose()
+
+    def core(self) -> CoreCache:
+        """The core cache for the running loop (the shared one, if shared).
+
+        Raises:
+            RuntimeError: per-loop cores and no running event loop.
+        """
+        if self._shared is not None:
+            return self._shared
+        assert self._per_loop is not None
+        return self._per_loop.get()
+
+    async def alookup_hit(self, prompt: str, llm_string: str) -> CacheHit | None:
+        """Like :meth:`alookup`, but return the :class:`~llmemo.caches.base.CacheHit`
+        (kind, distance, entry id, age) instead of the bare generations."""
+        hit = await self.core().alookup(prompt, llm_string)
+        if hit is None or not isinstance(hit.value, list):
+            return None
+        if not hit.value or not all(isinstance(item, Generation) for item in hit.value):
+            # An entry written through the core API under the same key: not ours to serve.
+            return None
+        return hit
+
+    async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
+        """Return the cached generations for ``(prompt, llm_string)``, or ``None``."""
+        hit = await self.alookup_hit(prompt, llm_string)
+        return None if hit is None else hit.value
+
+    async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
+        """Store ``return_val`` for ``(prompt, llm_string)``.
+
+        Raises:
+            TypeError / ConfigurationError: bad arguments (nothing is stored).
+        """
+        generations = check_return_val(return_val)
+        await self.core().aupdate(prompt, llm_string, generations)
+
+    async def aclear(self, **kwargs: Any) -> None:
+        """Remove every entry of this cache (only this cache's namespace)."""
+        await self.core().aclear()
+
+    def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
+        """Sync :meth:`alookup` (runs the async core; safe inside a running loop)."""
+        return run_sync(self.alookup, prompt, llm_string)
+
+    def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
+        """Sync :meth:`aupdate`."""
+        run_sync(self.aupdate, prompt, llm_string, return_val)
+
+    def clear(self, **kwargs: Any) -> None:
+        """Sync :meth:`aclear`."""
+        run_sync(self.aclear)
+
+    @property
+    def stats(self) -> CacheStats:
+        """Counters of this cache, summed over every loop's core."""
+        return self._stats
+
+
+class InMemoryCache(LangChainCache):
+    """An exact LangChain cache in process memory, with TTL and LRU bounds.
+
+    The drop-in for ``langchain_core.caches.InMemoryCache``, plus TTL, a byte bound, and
+    model isolation by hashing ``llm_string``. One store serves every loop and thread.
+    """
+
+    def __init__(
+        self,
+        ttl: float | None = None,
+        maxsize: int | None = None,
+        *,
+        max_bytes: int | None = None,
+        namespace: str = "llmemo",
+    ) -> None:
+        """Create an empty cache.
+
+        Args:
+            ttl: Seconds an entry lives, or ``None`` for no expiry.
+            maxsize: Most entries kept (least recently used evicted), or ``None``.
+            max_bytes: Most bytes kept (keys plus encoded values), or ``None``.
+            namespace: Key prefix (1-64 of ``[A-Za-z0-9_.:-]``).
+
+        Raises:
+            ConfigurationError: a parameter is out of range (the message names it).
+        """
+        store = MemoryKeyStore(max_entries=maxsize, max_bytes=max_bytes)
+        super().__init__(ExactCache(store, namespace=namespace, ttl=ttl))
+
+
+class InMemorySemanticCache(LangChainCache):
+    """A semantic LangChain cache in process memory (numpy exact cosine search).
+
+    Exact repeats are served without embedding; otherwise the text of the final user
+    turn is embedded and the nearest entry of the same model configuration and context
+    within ``distance_threshold`` (cosine distance) is served.
+    """
+
+    def __init__(
+        self,
+        embeddings: Embeddings | Embedder,
+        distance_threshold: float = 0.2,
+        ttl: float | None = None,
+        *,
+        maxsize: int | None = None,
+        namespace: str = "llmemo",
+    ) -> None:
+        """Create an empty cache.
+
+        Args:
+            embeddings: Any LangChain ``Embeddings`` (async methods used when native;
+                sync-only ones run in a worker thread), or an llmemo ``Embedder``.
+            distance_threshold: Largest cosine distance in ``[0, 2]`` served as a hit.
+            ttl: Seconds an entry lives, or ``None``.
+            maxsize: Most entries kept (least recently used evicted), or ``None``.
+            namespace: Namespace hashed into every partition.
+
+        Raises:
+            ConfigurationError: a parameter is out of range (the message names it).
+            TypeError: ``embeddings`` is not an embeddings object.
+        """
+        core = SemanticCache(
+            MemoryVectorStore(max_entries=maxsize),
+            to_embedder(embeddings),
+            namespace=namespace,
+            distance_threshold=distance_threshold,
+            ttl=ttl,
+        )
+        super().__init__(core)

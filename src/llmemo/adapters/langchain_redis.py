@@ -1,0 +1,243 @@
+"""Drop-in replacements for langchain-redis' ``RedisCache`` and ``RedisSemanticCache``.
+
+Same parameter names and defaults as langchain-redis 0.2.x, so switching is a change of
+import. The differences are the point: native async (no thread pool), one round trip per
+hit and per write, answers isolated per model configuration *inside* the query, TTL
+written atomically with each entry, and ``clear()`` scoped to the cache's own keys.
+
+Each running event loop gets its own ``redis.asyncio`` client (see
+:mod:`llmemo.adapters._redis_clients`), created on first use there and closed when that
+loop is shut down. No constructor does I/O.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from llmemo.adapters._redis_clients import async_client_factory
+from llmemo.adapters.langchain import CoreCache, LangChainCache, to_embedder
+from llmemo.caches.exact import ExactCache
+from llmemo.caches.semantic import SemanticCache
+from llmemo.config import CacheConfig, SemanticConfig
+from llmemo.errors import ConfigurationError
+from llmemo.keys import validate_namespace
+
+if TYPE_CHECKING:
+    from langchain_core.embeddings import Embeddings
+    from redis.asyncio import Redis as AsyncRedis
+
+    from llmemo.stores.base import Embedder, VectorStore
+
+__all__ = ["RedisCache", "RedisSemanticCache", "VectorBackend"]
+
+VectorBackend = Literal["auto", "redisearch", "vectorset"]
+_BACKENDS = ("auto", "redisearch", "vectorset")
+
+
+class _RedisLangChainCache(LangChainCache):
+    """A LangChain cache whose per-loop cores own a Redis client each."""
+
+    async def _close_core(self, core: CoreCache) -> None:
+        try:
+            await core.aclose()
+        finally:
+            client = getattr(getattr(core, "store", None), "client", None)
+            if client is not None:
+                await client.aclose()
+
+
+class RedisCache(_RedisLangChainCache):
+    """Exact LangChain cache on Redis strings: one ``GET`` per lookup, one ``SET PX`` per write.
+
+    Keys are ``{prefix}:v1:x:{partition}:{prompt_id}``: the partition hashes the prefix
+    and ``llm_string``, so two models never share an answer; ``clear()`` removes
+    ``{prefix}:v1:x:*`` only (SCAN + UNLINK), never other keys.
+    """
+
+    def __init__(
+        self,
+        redis_url: str = "redis://localhost:6379",
+        ttl: float | None = None,
+        prefix: str = "redis",
+        redis_client: Any = None,
+        *,
+        client_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        """Create the cache; connects on first use, not here.
+
+        Args:
+            redis_url: Server URL (``redis://``, ``rediss://``, ``unix://``, with
+                ``user:password@`` if needed); ignored when ``redis_client`` is given.
+            ttl: Seconds an entry lives, or ``None`` for no expiry.
+            prefix: Key prefix of this cache (1-64 of ``[A-Za-z0-9_.:-]``).
+            redis_client: A sync ``redis.Redis`` or a ``redis.asyncio.Redis``; llmemo
+                copies its connection settings into its own async clients and never uses
+                or closes the given one.
+            client_kwargs: Extra arguments for llmemo's clients (e.g. ``socket_timeout``).
+
+        Raises:
+            ConfigurationError: a parameter is invalid (the message names it).
+            TypeError: ``redis_client`` is not a redis-py client.
+        """
+        config = CacheConfig(namespace=validate_namespace(prefix, parameter="prefix"), ttl=ttl)
+        make_client = async_client_factory(redis_url, redis_client, client_kwargs)
+        self.prefix = config.namespace
+        self.ttl = config.ttl
+
+        def make_core() -> CoreCache:
+            from llmemo.stores.redis.keystore import RedisKeyStore
+
+            store = RedisKeyStore(make_client())
+            return ExactCache(store, namespace=config.namespace, ttl=config.ttl)
+
+        super().__init__(core_factory=make_core)
+
+
+class RedisSemanticCache(_RedisLangChainCache):
+    """Semantic LangChain cache on Redis: RediSearch (``FT.*``) or Redis 8 vector sets.
+
+    A lookup tries the exact entry first (one ``HGET``/``GET``, no embedding), then
+    embeds the final user turn and runs one vector query filtered to the partition of
+    this cache, model configuration and conversation context; the payload comes back in
+    the same round trip. A write embeds once (memoised after a miss) and writes vector,
+    payload and TTL in one round trip.
+
+    Keys live under ``{prefix}:{name}`` (or ``{prefix}`` when ``name == prefix``, the
+    default), which is also the RediSearch index name; ``clear()`` removes only those keys.
+    """
+
+    def __init__(
+        self,
+        embeddings: Embeddings | Embedder,
+        redis_url: str = "redis://localhost:6379",
+        distance_threshold: float = 0.2,
+        ttl: float | None = None,
+        name: str = "llmcache",
+        prefix: str = "llmcache",
+        redis_client: Any = None,
+        *,
+        vector_backend: VectorBackend = "auto",
+        algorithm: str = "HNSW",
+        client_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        """Create the cache; connects (and probes or creates the index) on first use.
+
+        Args:
+            embeddings: Any LangChain ``Embeddings`` or llmemo ``Embedder``.
+            redis_url: Server URL; ignored when ``redis_client`` is given.
+            distance_threshold: Largest cosine distance in ``[0, 2]`` served as a hit.
+            ttl: Seconds an entry lives, or ``None``.
+            name: Cache name; two names under one prefix are two separate caches.
+            prefix: Key prefix.
+            redis_client: A sync ``redis.Redis`` or ``redis.asyncio.Redis`` whose
+                connection settings llmemo copies (never used or closed by llmemo).
+            vector_backend: ``"redisearch"`` (``FT.*``), ``"vectorset"`` (Redis 8
+                ``VADD``/``VSIM``) or ``"auto"``: RediSearch when the server has it, else
+                vector sets (probed once, on first use).
+            algorithm: RediSearch index algorithm, ``"HNSW"`` or ``"FLAT"``.
+            client_kwargs: Extra arguments for llmemo's clients.
+
+        Raises:
+            ConfigurationError: a parameter is invalid (the message names it).
+            TypeError: ``embeddings`` or ``redis_client`` is of the wrong kind.
+        """
+        validate_namespace(prefix, parameter="prefix")
+        validate_namespace(name, parameter="name")
+        root = prefix if name == prefix else f"{prefix}:{name}"
+        config = SemanticConfig(
+            namespace=validate_namespace(root, parameter="prefix:name"),
+            ttl=ttl,
+            distance_threshold=distance_threshold,
+        )
+        if vector_backend not in _BACKENDS:
+            raise ConfigurationError(
+                f"vector_backend must be one of {', '.join(map(repr, _BACKENDS))}; "
+                f"got {vector_backend!r}"
+            )
+        if not isinstance(algorithm, str) or algorithm.upper() not in ("HNSW", "FLAT"):
+            raise ConfigurationError(f"algorithm must be 'HNSW' or 'FLAT'; got {algorithm!r}")
+        embedder = to_embedder(embeddings)
+        make_client = async_client_factory(redis_url, redis_client, client_kwargs)
+        self.name = name
+        self.prefix = prefix
+        self.ttl = config.ttl
+        self.distance_threshold = config.distance_threshold
+        chooser = self._backend_choice = _BackendChoice(vector_backend, root, algorithm.upper())
+
+        def make_core() -> CoreCache:
+            store = chooser.store(make_client())
+            return SemanticCache(
+                store,
+                embedder,
+                namespace=config.namespace,
+                distance_threshold=config.distance_threshold,
+                ttl=config.ttl,
+            )
+
+        super().__init__(core_factory=make_core)
+
+    @property
+    def vector_backend(self) -> str:
+        """The backend in use: ``"redisearch"`` or ``"vectorset"`` (``"auto"`` until the
+        first use has probed the server)."""
+        return self._backend_choice.backend
+
+
+class _BackendChoice:
+    """Builds vector stores for one cache; resolves ``"auto"`` once, by probing."""
+
+    def __init__(self, backend: str, root: str, algorithm: str) -> None:
+        self.backend = backend
+        self.root = root
+        self.algorithm = algorithm
+
+    def build(self, client: AsyncRedis, backend: str) -> VectorStore:
+        if backend == "redisearch":
+            from llmemo.stores.redis.search import RedisSearchVectorStore
+
+            return RedisSearchVectorStore(client, self.root, algorithm=self.algorithm)
+        from llmemo.stores.redis.vectorset import RedisVectorSetStore
+
+        return RedisVectorSetStore(client, self.root)
+
+    def store(self, client: AsyncRedis) -> VectorStore:
+        if self.backend != "auto":
+            return self.build(client, self.backend)
+        return _ProbingVectorStore(client, self)
+
+
+class _ProbingVectorStore:
+    """Probes the server on first use, then delegates to the chosen store."""
+
+    def __init__(self, client: AsyncRedis, choice: _BackendChoice) -> None:
+        self.client = client
+        self._choice = choice
+        self._store: VectorStore | None = None
+
+    async def _resolve(self) -> VectorStore:
+        if self._store is None:
+            if self._choice.backend == "auto":
+                from llmemo.stores.redis.probe import detect_vector_backend
+
+                self._choice.backend = await detect_vector_backend(self.client)
+            self._store = self._choice.build(self.client, self._choice.backend)
+        return self._store
+
+    async def add(self, *args: Any, **kwargs: Any) -> None:
+        await (await self._resolve()).add(*args, **kwargs)
+
+    async def get(self, partition: str, entry_id: str) -> bytes | None:
+        return await (await self._resolve()).get(partition, entry_id)
+
+    async def search(self, *args: Any, **kwargs: Any) -> Any:
+        return await (await self._resolve()).search(*args, **kwargs)
+
+    async def delete(self, partition: str, entry_id: str) -> bool:
+        return await (await self._resolve()).delete(partition, entry_id)
+
+    async def clear(self) -> int:
+        return await (await self._resolve()).clear()
+
+    async def aclose(self) -> None:
+        if self._store is not None:
+            await self._store.aclose()

@@ -1,0 +1,206 @@
+"""The semantic cache: same model configuration and context, prompt of the same meaning."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from llmemo import codec, keys
+from llmemo.caches.base import CacheHit, CacheStats, check_key_inputs
+from llmemo.config import SemanticConfig, validate_distance_threshold, validate_ttl
+from llmemo.errors import ConfigurationError, SerializationError
+from llmemo.stores.base import Embedder, VectorStore
+from llmemo.text import PromptParts, split_prompt
+
+__all__ = ["SemanticCache"]
+
+_DEFAULT = object()
+
+
+class _EmbeddingMemo:
+    """A small thread-safe LRU of ``text → vector``: a miss then its update embed once."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[str, list[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, text: str) -> list[float] | None:
+        with self._lock:
+            vector = self._items.get(text)
+            if vector is not None:
+                self._items.move_to_end(text)
+            return vector
+
+    def put(self, text: str, vector: list[float]) -> None:
+        if self._size == 0:
+            return
+        with self._lock:
+            self._items[text] = vector
+            self._items.move_to_end(text)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+class SemanticCache:
+    """An async semantic cache over a :class:`~llmemo.stores.base.VectorStore`.
+
+    A lookup tries the exact entry first (one ``get`` by prompt id, no embedding), then
+    embeds the text of the prompt (see :func:`llmemo.text.split_prompt`) and asks the
+    store for the nearest entry *of the same partition* within ``distance_threshold``.
+    The partition hashes the namespace, ``llm_string`` and every part of the prompt that
+    is not embedded, so a cached answer is only ever served for the same model,
+    parameters, system prompt and earlier turns.
+
+    A write embeds the text (memoised: a miss followed by its update embeds once) and
+    adds vector and payload in one store call.
+
+    Loop affinity is the store's and the embedder's. Store and embedder errors propagate;
+    undecodable entries are counted and skipped.
+    """
+
+    def __init__(
+        self,
+        store: VectorStore,
+        embedder: Embedder,
+        *,
+        namespace: str = "llmemo",
+        distance_threshold: float = 0.2,
+        ttl: float | None = None,
+        embedding_memo_size: int = 1024,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Create a cache; does no I/O.
+
+        Args:
+            store: Where vectors and payloads live.
+            embedder: Turns prompt text into vectors.
+            namespace: Namespace hashed into partitions (1-64 of ``[A-Za-z0-9_.:-]``).
+            distance_threshold: Largest cosine distance in ``[0, 2]`` served as a hit.
+            ttl: Default seconds an entry lives, or ``None``.
+            embedding_memo_size: Recent embeddings kept in process (0 disables).
+            clock: Wall-clock seconds, used for entry ages.
+
+        Raises:
+            ConfigurationError: a parameter is out of range (the message names it).
+        """
+        self.config = SemanticConfig(
+            namespace=namespace,
+            ttl=ttl,
+            distance_threshold=distance_threshold,
+            embedding_memo_size=embedding_memo_size,
+        )
+        self.store = store
+        self.embedder = embedder
+        self.stats = CacheStats()
+        self._clock = clock
+        self._memo = _EmbeddingMemo(self.config.embedding_memo_size)
+
+    def _locate(self, prompt: str, llm_string: str) -> tuple[PromptParts, str, str]:
+        parts = split_prompt(prompt)
+        partition = keys.partition_id(self.config.namespace, llm_string, parts.context)
+        return parts, partition, keys.prompt_id(prompt)
+
+    async def _embed(self, text: str) -> list[float]:
+        vector = self._memo.get(text)
+        if vector is None:
+            vectors = await self.embedder.embed([text])
+            if len(vectors) != 1:
+                raise ConfigurationError(f"embedder returned {len(vectors)} vectors for one text")
+            vector = vectors[0]
+            self.stats.add("embeddings")
+            self._memo.put(text, vector)
+        return vector
+
+    def _hit(self, payload: bytes, kind: Any, distance: float, entry_id: str) -> CacheHit | None:
+        try:
+            entry = codec.decode(payload)
+        except SerializationError:
+            self.stats.add("decode_errors")
+            return None
+        self.stats.add("exact_hits" if kind == "exact" else "semantic_hits")
+        age = max(0.0, self._clock() - entry.written_at)
+        return CacheHit(entry.value, kind, distance, entry_id, age)
+
+    async def alookup(
+        self, prompt: str, llm_string: str, *, distance_threshold: float | None = None
+    ) -> CacheHit | None:
+        """Return the exact entry, else the nearest entry within the threshold, or ``None``.
+
+        Args:
+            prompt: A plain prompt or LangChain's serialized message list.
+            llm_string: The model configuration.
+            distance_threshold: Overrides the cache's threshold for this call.
+
+        Raises:
+            TypeError: ``prompt`` or ``llm_string`` is not a ``str``.
+            ConfigurationError: bad ``distance_threshold``.
+            BackendError: the store failed.
+        """
+        check_key_inputs(prompt, llm_string)
+        threshold = (
+            self.config.distance_threshold
+            if distance_threshold is None
+            else validate_distance_threshold(distance_threshold)
+        )
+        parts, partition, entry_id = self._locate(prompt, llm_string)
+        payload = await self.store.get(partition, entry_id)
+        if payload is not None:
+            hit = self._hit(payload, "exact", 0.0, entry_id)
+            if hit is not None:
+                return hit
+        if parts.text:
+            vector = await self._embed(parts.text)
+            matches = await self.store.search(partition, vector, k=1, max_distance=threshold)
+            for match in matches:
+                if match.entry_id == entry_id:
+                    continue  # the exact entry, already found undecodable
+                hit = self._hit(match.payload, "semantic", match.distance, match.entry_id)
+                if hit is not None:
+                    return hit
+        self.stats.add("misses")
+        return None
+
+    async def aupdate(
+        self, prompt: str, llm_string: str, value: Any, *, ttl: Any = _DEFAULT
+    ) -> None:
+        """Store ``value`` for this prompt and configuration.
+
+        The text embedded is the final user turn (or the whole plain prompt); when that
+        text is empty (e.g. an image-only turn), the whole prompt string is embedded
+        instead, so the entry still serves exact repeats.
+
+        Args:
+            prompt: The prompt.
+            llm_string: The model configuration.
+            value: A sequence of LangChain generations, or JSON data.
+            ttl: Seconds this entry lives (``None``: no expiry); the cache's if omitted.
+
+        Raises:
+            TypeError: bad ``prompt``/``llm_string``, or generations of a disallowed type.
+            ConfigurationError: bad ``ttl``, or an empty ``prompt`` (nothing to embed).
+            SerializationError: the value is not encodable. Nothing is stored on error.
+            BackendError: the store or the embedder failed.
+        """
+        check_key_inputs(prompt, llm_string)
+        entry_ttl = self.config.ttl if ttl is _DEFAULT else validate_ttl(ttl)
+        payload = codec.encode(value, written_at=self._clock())
+        parts, partition, entry_id = self._locate(prompt, llm_string)
+        text = parts.text or prompt
+        if not text:
+            raise ConfigurationError("prompt must not be empty for a semantic cache")
+        vector = await self._embed(text)
+        await self.store.add(partition, entry_id, vector, payload, ttl=entry_ttl)
+        self.stats.add("writes")
+
+    async def aclear(self) -> int:
+        """Remove every entry of this cache's store; return how many."""
+        self._memo = _EmbeddingMemo(self.config.embedding_memo_size)
+        return await self.store.clear()
+
+    async def aclose(self) -> None:
+        """Close the store."""
+        await self.store.aclose()

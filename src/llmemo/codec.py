@@ -1,0 +1,223 @@
+"""The stored format of cache entries: a versioned JSON envelope, never pickle.
+
+An entry is UTF-8 JSON::
+
+    {"v": 1, "t": <written at, unix seconds>, "k": "lc" | "json", "d": <data>}
+
+* ``"lc"``: a list of LangChain generations, encoded field by field and rebuilt only
+  from an explicit allow-list of classes (``Generation``, ``GenerationChunk``,
+  ``ChatGeneration``, ``ChatGenerationChunk``; messages ``AIMessage``,
+  ``AIMessageChunk``, ``ChatMessage``). Nothing in the bytes can name another class.
+* ``"json"``: any JSON value, for users of the core API without LangChain (tuples come
+  back as lists).
+
+Decoding is strict: anything unexpected raises :class:`~llmemo.errors.SerializationError`,
+which caches turn into a (counted) miss. LangChain is imported only when a LangChain
+value is encoded or decoded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from llmemo.errors import SerializationError
+
+if TYPE_CHECKING:
+    from langchain_core.outputs import Generation
+
+__all__ = ["CODEC_VERSION", "DecodedEntry", "decode", "encode", "encode_generations"]
+
+#: Version of the envelope written by :func:`encode`; other versions decode as errors.
+CODEC_VERSION = 1
+
+_GENERATION_KINDS = ("Generation", "GenerationChunk", "ChatGeneration", "ChatGenerationChunk")
+_MESSAGE_KINDS = ("AIMessage", "AIMessageChunk", "ChatMessage")
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedEntry:
+    """A decoded entry.
+
+    Attributes:
+        value: A ``list`` of LangChain generations, or the JSON value stored.
+        written_at: When the entry was written (unix seconds).
+    """
+
+    value: Any
+    written_at: float
+
+
+def _dumps(envelope: dict[str, Any]) -> bytes:
+    try:
+        text = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise SerializationError(f"value is not JSON-serializable: {exc}") from exc
+    # surrogatepass keeps any str Python can hold round-trippable.
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _message_classes() -> dict[str, type[Any]]:
+    from langchain_core.messages import AIMessage, AIMessageChunk, ChatMessage
+
+    return {"AIMessage": AIMessage, "AIMessageChunk": AIMessageChunk, "ChatMessage": ChatMessage}
+
+
+def _generation_classes() -> dict[str, type[Any]]:
+    from langchain_core.outputs import (
+        ChatGeneration,
+        ChatGenerationChunk,
+        Generation,
+        GenerationChunk,
+    )
+
+    return {
+        "Generation": Generation,
+        "GenerationChunk": GenerationChunk,
+        "ChatGeneration": ChatGeneration,
+        "ChatGenerationChunk": ChatGenerationChunk,
+    }
+
+
+def _encode_generation(generation: Any, index: int) -> dict[str, Any]:
+    kind = type(generation).__name__
+    if kind not in _GENERATION_KINDS or type(generation) is not _generation_classes()[kind]:
+        raise TypeError(
+            f"return_val[{index}] must be a langchain_core Generation, GenerationChunk, "
+            f"ChatGeneration or ChatGenerationChunk; got {type(generation).__qualname__}"
+        )
+    item: dict[str, Any] = {"c": kind, "i": generation.generation_info}
+    if kind.startswith("Chat"):
+        message = generation.message
+        message_kind = type(message).__name__
+        if (
+            message_kind not in _MESSAGE_KINDS
+            or type(message) is not _message_classes()[message_kind]
+        ):
+            raise TypeError(
+                f"return_val[{index}].message must be an AIMessage, AIMessageChunk or "
+                f"ChatMessage; got {type(message).__qualname__}"
+            )
+        item["m"] = {"c": message_kind, "f": message.model_dump()}
+    else:
+        item["x"] = generation.text
+    return item
+
+
+def encode_generations(generations: Sequence[Generation], *, written_at: float) -> bytes:
+    """Encode a sequence of LangChain generations (order kept) as an entry.
+
+    Raises:
+        TypeError: ``generations`` is not a sequence of allow-listed generation classes
+            (the message names ``return_val`` and the index).
+        SerializationError: a field (e.g. in ``response_metadata``) is not JSON data.
+    """
+    if isinstance(generations, (str, bytes)) or not isinstance(generations, Sequence):
+        raise TypeError(
+            "return_val must be a list of langchain_core Generation objects; "
+            f"got {type(generations).__qualname__}"
+        )
+    data = [_encode_generation(g, i) for i, g in enumerate(generations)]
+    return _dumps({"v": CODEC_VERSION, "t": written_at, "k": "lc", "d": data})
+
+
+def encode(value: Any, *, written_at: float) -> bytes:
+    """Encode any cacheable value as an entry.
+
+    A non-empty list/tuple whose items are all LangChain ``Generation`` objects is encoded
+    as LangChain generations; anything else must be JSON data.
+
+    Args:
+        value: The value to cache.
+        written_at: Unix seconds, stored to report an entry's age.
+
+    Raises:
+        SerializationError: the value is not JSON data (or holds NaN/inf).
+    """
+    if isinstance(value, (list, tuple)) and value and _looks_like_generations(value):
+        return encode_generations(value, written_at=written_at)
+    return _dumps({"v": CODEC_VERSION, "t": written_at, "k": "json", "d": value})
+
+
+def _looks_like_generations(value: Sequence[Any]) -> bool:
+    # Avoids importing LangChain for plain JSON values: check the class names first.
+    if not all(type(item).__name__ in _GENERATION_KINDS for item in value):
+        return False
+    from langchain_core.outputs import Generation
+
+    return all(isinstance(item, Generation) for item in value)
+
+
+def _fail(reason: str) -> SerializationError:
+    return SerializationError(f"undecodable cache entry: {reason}")
+
+
+def _decode_generation(item: Any) -> Any:
+    if not isinstance(item, dict):
+        raise _fail("generation is not an object")
+    kind = item.get("c")
+    if kind not in _GENERATION_KINDS:
+        raise _fail(f"generation class {kind!r} is not allowed")
+    info = item.get("i")
+    if info is not None and not isinstance(info, dict):
+        raise _fail("generation_info is not an object")
+    cls = _generation_classes()[kind]
+    if not kind.startswith("Chat"):
+        text = item.get("x")
+        if not isinstance(text, str):
+            raise _fail("generation text is not a string")
+        return cls(text=text, generation_info=info)
+    message = item.get("m")
+    if not isinstance(message, dict) or not isinstance(message.get("f"), dict):
+        raise _fail("chat generation without a message")
+    message_kind = message.get("c")
+    if message_kind not in _MESSAGE_KINDS:
+        raise _fail(f"message class {message_kind!r} is not allowed")
+    message_obj = _message_classes()[message_kind].model_validate(message["f"])
+    return cls(message=message_obj, generation_info=info)
+
+
+def decode(payload: bytes) -> DecodedEntry:
+    """Decode an entry written by :func:`encode` or :func:`encode_generations`.
+
+    Raises:
+        SerializationError: for anything that is not a well-formed entry of this
+            version: bad UTF-8 or JSON, another schema version, an unknown kind, a class
+            outside the allow-list, fields of the wrong type. Never executes code named
+            in the payload.
+    """
+    try:
+        envelope = json.loads(payload.decode("utf-8", "surrogatepass"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise _fail("not UTF-8 JSON") from exc
+    if not isinstance(envelope, dict):
+        raise _fail("not an object")
+    if envelope.get("v") != CODEC_VERSION:
+        raise _fail(f"schema version {envelope.get('v')!r} is not {CODEC_VERSION}")
+    written_at = envelope.get("t")
+    if (
+        not isinstance(written_at, (int, float))
+        or isinstance(written_at, bool)
+        or not math.isfinite(written_at)
+    ):
+        raise _fail("no timestamp")
+    kind = envelope.get("k")
+    if kind == "json":
+        if "d" not in envelope:
+            raise _fail("no data")
+        return DecodedEntry(envelope["d"], float(written_at))
+    if kind != "lc":
+        raise _fail(f"unknown kind {kind!r}")
+    data = envelope.get("d")
+    if not isinstance(data, list):
+        raise _fail("generations are not a list")
+    try:
+        generations = [_decode_generation(item) for item in data]
+    except SerializationError:
+        raise
+    except (TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        raise _fail(f"invalid fields: {exc}") from exc
+    return DecodedEntry(generations, float(written_at))

@@ -1,0 +1,124 @@
+"""Validated, frozen configuration and the validators shared by every public constructor.
+
+Every check raises :class:`~llmemo.errors.ConfigurationError` naming the parameter and
+the value it got. Units are in the names or the docstrings: TTLs in seconds, thresholds
+as cosine distance in ``[0, 2]``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from llmemo.errors import ConfigurationError
+from llmemo.keys import validate_namespace
+
+__all__ = [
+    "MAX_DISTANCE",
+    "CacheConfig",
+    "SemanticConfig",
+    "validate_distance_threshold",
+    "validate_optional_positive_int",
+    "validate_ttl",
+]
+
+#: The largest cosine distance (opposite vectors).
+MAX_DISTANCE = 2.0
+
+
+def _is_real_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def validate_ttl(ttl: object, *, parameter: str = "ttl") -> float | None:
+    """Return ``ttl`` as seconds (``float``), or ``None`` for "no expiry".
+
+    Raises:
+        ConfigurationError: ``ttl`` is not ``None`` or a finite number > 0.
+    """
+    if ttl is None:
+        return None
+    if not _is_real_number(ttl) or not math.isfinite(ttl) or ttl <= 0:  # type: ignore[arg-type,operator]
+        raise ConfigurationError(
+            f"{parameter} must be None or a finite number of seconds > 0; got {ttl!r}"
+        )
+    return float(ttl)  # type: ignore[arg-type]
+
+
+def validate_distance_threshold(
+    threshold: object, *, parameter: str = "distance_threshold"
+) -> float:
+    """Return a cosine-distance threshold, checked to lie in ``[0, 2]``.
+
+    Raises:
+        ConfigurationError: the value is not a number in ``[0, 2]``.
+    """
+    if (
+        not _is_real_number(threshold)
+        or not math.isfinite(threshold)  # type: ignore[arg-type]
+        or not 0.0 <= threshold <= MAX_DISTANCE  # type: ignore[operator]
+    ):
+        raise ConfigurationError(
+            f"{parameter} must be a cosine distance in [0, 2] (0 = identical); got {threshold!r}"
+        )
+    return float(threshold)  # type: ignore[arg-type]
+
+
+def validate_optional_positive_int(value: object, *, parameter: str) -> int | None:
+    """Return ``value`` if it is ``None`` or an ``int`` > 0.
+
+    Raises:
+        ConfigurationError: otherwise.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigurationError(f"{parameter} must be None or an integer > 0; got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class CacheConfig:
+    """Settings of an exact cache.
+
+    Attributes:
+        namespace: Prefix of every key (1-64 of ``[A-Za-z0-9_.:-]``); ``clear()`` removes
+            exactly this namespace.
+        ttl: Default seconds an entry lives, or ``None`` for no expiry.
+    """
+
+    namespace: str = "llmemo"
+    ttl: float | None = None
+
+    def __post_init__(self) -> None:
+        validate_namespace(self.namespace)
+        object.__setattr__(self, "ttl", validate_ttl(self.ttl))
+
+
+@dataclass(frozen=True, slots=True)
+class SemanticConfig:
+    """Settings of a semantic cache.
+
+    Attributes:
+        namespace: Namespace hashed into every partition and entry.
+        ttl: Default seconds an entry lives, or ``None``.
+        distance_threshold: Largest cosine distance (``[0, 2]``) that still counts as a
+            hit; a distance equal to the threshold hits.
+        embedding_memo_size: How many recent ``text → vector`` results to keep, so a
+            miss followed by its update embeds the prompt once (0 disables).
+    """
+
+    namespace: str = "llmemo"
+    ttl: float | None = None
+    distance_threshold: float = 0.2
+    embedding_memo_size: int = 1024
+
+    def __post_init__(self) -> None:
+        validate_namespace(self.namespace)
+        object.__setattr__(self, "ttl", validate_ttl(self.ttl))
+        object.__setattr__(
+            self, "distance_threshold", validate_distance_threshold(self.distance_threshold)
+        )
+        size = self.embedding_memo_size
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ConfigurationError(f"embedding_memo_size must be an integer >= 0; got {size!r}")

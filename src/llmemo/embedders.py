@@ -1,0 +1,63 @@
+"""Embedders: LangChain ``Embeddings`` as an async :class:`~llmemo.stores.base.Embedder`."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from langchain_core.embeddings import Embeddings
+
+__all__ = ["LangChainEmbedder"]
+
+
+class LangChainEmbedder:
+    """Adapts any LangChain ``Embeddings`` to the async ``Embedder`` protocol.
+
+    Embeddings with a native async implementation are awaited (``aembed_query`` for one
+    text, ``aembed_documents`` for several). Sync-only embeddings (those that inherit
+    LangChain's default ``aembed_*``) run in an anyio worker thread, never on the event
+    loop. One text is always embedded with the *query* method, on both the lookup and the
+    write path, so the two sides of a comparison are embedded the same way.
+    """
+
+    def __init__(self, embeddings: Embeddings) -> None:
+        """Wrap ``embeddings``; does no I/O.
+
+        Raises:
+            TypeError: ``embeddings`` has no ``embed_query``/``embed_documents``.
+        """
+        if not callable(getattr(embeddings, "embed_query", None)) or not callable(
+            getattr(embeddings, "embed_documents", None)
+        ):
+            raise TypeError(
+                "embeddings must be a LangChain Embeddings (with embed_query and "
+                f"embed_documents); got {type(embeddings).__qualname__}"
+            )
+        self.embeddings = embeddings
+        self._native_async = self._has_native_async(embeddings)
+
+    @staticmethod
+    def _has_native_async(embeddings: Embeddings) -> bool:
+        try:
+            from langchain_core.embeddings import Embeddings
+        except ImportError:  # pragma: no cover - langchain-core is a dependency
+            return False
+        own = type(embeddings).aembed_query
+        return own is not Embeddings.aembed_query
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Return one vector per text, in order, without blocking the loop."""
+        items = list(texts)
+        import anyio.to_thread  # loaded on first use: keeps `import llmemo` light
+
+        if self._native_async:
+            if len(items) == 1:
+                return [list(await self.embeddings.aembed_query(items[0]))]
+            return [list(v) for v in await self.embeddings.aembed_documents(items)]
+        if len(items) == 1:
+            one = functools.partial(self.embeddings.embed_query, items[0])
+            return [list(await anyio.to_thread.run_sync(one))]
+        many = functools.partial(self.embeddings.embed_documents, items)
+        return [list(v) for v in await anyio.to_thread.run_sync(many)]

@@ -1,0 +1,51 @@
+"""The one exception tree of llmemo.
+
+Every error llmemo raises on purpose derives from :class:`LlmemoError`, so callers can
+catch the library's errors in one place. Backend errors keep the driver's exception as
+``__cause__`` (``raise BackendTimeoutError(...) from exc``).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendError",
+    "BackendTimeoutError",
+    "BackendUnavailableError",
+    "CapabilityError",
+    "ConfigurationError",
+    "LlmemoError",
+    "MissingDependencyError",
+    "SerializationError",
+]
+
+
+class LlmemoError(Exception):
+    """Base class of every error raised by llmemo."""
+
+
+class ConfigurationError(LlmemoError, ValueError):
+    """A parameter has an invalid value; the message names the parameter."""
+
+
+class MissingDependencyError(LlmemoError, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+
+class SerializationError(LlmemoError):
+    """A value cannot be encoded, or stored bytes cannot be decoded."""
+
+
+class BackendError(LlmemoError):
+    """A store failed; ``__cause__`` holds the driver's error."""
+
+
+class BackendUnavailableError(BackendError, ConnectionError):
+    """The backend cannot be reached (refused, reset, closed, DNS, TLS)."""
+
+
+class BackendTimeoutError(BackendError, TimeoutError):
+    """The backend did not answer within the allowed time."""
+
+
+class CapabilityError(BackendError):
+    """The backend lacks a feature llmemo needs (e.g. no RediSearch, no vector sets)."""

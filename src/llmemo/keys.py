@@ -1,0 +1,96 @@
+"""Key derivation: hashes of length-prefixed fields, namespaces and partitions.
+
+Pure functions, no I/O. Every hash is SHA-256 over a schema tag and length-prefixed
+fields, so ``("ab", "c")`` and ``("a", "bc")`` never collide, and a change of schema
+changes every key (old entries then simply miss). Ids are truncated to 128 bits (32 hex
+characters): collisions are negligible at any cache size and keys stay short.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from llmemo.errors import ConfigurationError
+
+__all__ = [
+    "KEY_SCHEMA",
+    "exact_key",
+    "field_hash",
+    "partition_id",
+    "prompt_id",
+    "validate_namespace",
+]
+
+#: Version of the key layout; part of every key and of every hash input.
+KEY_SCHEMA = "v1"
+
+_ID_HEX_CHARS = 32
+_NAMESPACE_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+
+
+def _encode(field: str | bytes) -> bytes:
+    # surrogatepass: a prompt holding a lone surrogate still hashes (injectively) instead
+    # of raising deep inside a lookup.
+    return field if isinstance(field, bytes) else field.encode("utf-8", "surrogatepass")
+
+
+def field_hash(domain: str, *fields: str | bytes) -> str:
+    """Return the SHA-256 hex digest of ``domain`` and ``fields``, each length-prefixed.
+
+    Args:
+        domain: What is being hashed (e.g. ``"partition"``); separates id kinds.
+        *fields: The fields, as ``str`` (UTF-8) or ``bytes``.
+
+    Returns:
+        64 lowercase hex characters.
+    """
+    digest = hashlib.sha256()
+    for part in (f"llmemo/{KEY_SCHEMA}/{domain}", *fields):
+        data = _encode(part)
+        digest.update(len(data).to_bytes(8, "big"))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def validate_namespace(namespace: object, *, parameter: str = "namespace") -> str:
+    """Check that a namespace/prefix is 1-64 characters of ``[A-Za-z0-9_.:-]``.
+
+    The restriction keeps namespaces free of Redis glob characters and hash-tag braces,
+    and a ``:``-separated segment may not be the key schema (``v1``), so one cache's
+    ``clear()`` can never match the keys of another namespace (``a`` vs ``a:v1:x``).
+
+    Raises:
+        ConfigurationError: naming ``parameter`` when the value is not acceptable.
+    """
+    if not isinstance(namespace, str) or not _NAMESPACE_RE.fullmatch(namespace):
+        raise ConfigurationError(
+            f"{parameter} must be 1-64 characters of letters, digits, '_', '.', ':' or '-'; "
+            f"got {namespace!r}"
+        )
+    if KEY_SCHEMA in namespace.split(":"):
+        raise ConfigurationError(
+            f"{parameter} may not contain {KEY_SCHEMA!r} as a ':'-separated segment "
+            f"(reserved for llmemo's key layout); got {namespace!r}"
+        )
+    return namespace
+
+
+def partition_id(namespace: str, llm_string: str, context: str = "") -> str:
+    """Return the partition token of a (namespace, model configuration, context) triple.
+
+    Entries of different partitions never match each other: the partition is the
+    pre-filter of every vector query. ``context`` is everything of the prompt that is not
+    embedded (system prompt, earlier turns, non-text parts).
+    """
+    return field_hash("partition", namespace, llm_string, context)[:_ID_HEX_CHARS]
+
+
+def prompt_id(prompt: str) -> str:
+    """Return the id of a whole prompt (used for exact matches)."""
+    return field_hash("prompt", prompt)[:_ID_HEX_CHARS]
+
+
+def exact_key(namespace: str, partition: str, prompt: str) -> str:
+    """Return the key-store key of an exact entry: ``{ns}:v1:x:{partition}:{prompt_id}``."""
+    return f"{namespace}:{KEY_SCHEMA}:x:{partition}:{prompt_id(prompt)}"

@@ -1,0 +1,278 @@
+"""A :class:`~llmemo.stores.base.KeyStore` on plain Redis string keys (``redis.asyncio``).
+
+Works with a standalone ``redis.asyncio.Redis`` and with ``redis.asyncio.cluster.RedisCluster``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+
+from llmemo.errors import ConfigurationError
+from llmemo.stores.redis._errors import map_redis_errors
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = ["RedisKeyStore"]
+
+# Redis rejects PX values near LLONG_MAX; anything past ~285,000 years is a caller bug, so it
+# is reported as a configuration error instead of a server error.
+_MAX_TTL_MS = 2**53
+
+# Redis glob metacharacters; a backslash makes the next character literal.
+_GLOB_SPECIAL = frozenset("\\*?[]")
+
+
+def _glob_escape(text: str) -> str:
+    """Escape ``text`` so that a Redis MATCH pattern matches it literally."""
+    return "".join("\\" + ch if ch in _GLOB_SPECIAL else ch for ch in text)
+
+
+def _ttl_to_ms(ttl: float) -> int:
+    """Validate a TTL in seconds and convert it to whole milliseconds (at least 1)."""
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not math.isfinite(ttl):
+        raise ConfigurationError(f"ttl must be None or a finite number of seconds > 0, got {ttl!r}")
+    if ttl <= 0:
+        raise ConfigurationError(f"ttl must be > 0 seconds (or None for no expiry), got {ttl!r}")
+    # round(), not ceil(): 0.3 * 1000 is 300.00000000000006 and must stay 300 ms.
+    ms = max(1, round(ttl * 1000))
+    if ms > _MAX_TTL_MS:
+        raise ConfigurationError(f"ttl is too large for Redis: {ttl!r} seconds")
+    return ms
+
+
+class RedisKeyStore:
+    """Key → bytes store on Redis strings, with per-key TTL.
+
+    Each operation is one command (one round trip) on a standalone server: ``GET``,
+    ``MGET``, ``SET key value PX ms`` (value and TTL written atomically), ``UNLINK``.
+    :meth:`clear` scans with ``SCAN MATCH`` and deletes in batches with ``UNLINK``.
+
+    On a cluster client, :meth:`get_many` issues one ``MGET`` per hash slot, pipelined
+    (one round trip per node, not atomic across slots), and :meth:`clear` scans every
+    primary.
+
+    Errors: driver errors are raised as :class:`~llmemo.errors.BackendUnavailableError`,
+    :class:`~llmemo.errors.BackendTimeoutError` or :class:`~llmemo.errors.BackendError`
+    (see :mod:`llmemo.stores.redis._errors`), ``from`` the redis-py exception. A key that
+    holds another Redis type (a hash, a list, ...) makes :meth:`get` raise
+    :class:`~llmemo.errors.BackendError` (``WRONGTYPE``); the cache layer counts that as a
+    miss. :meth:`get_many` follows ``MGET`` and returns ``None`` for such keys.
+
+    Loop affinity: a ``redis.asyncio`` client and its pool belong to the event loop that
+    first used them. Use a store (and its client) on one loop only; build one per loop.
+
+    Timeouts are the client's: set ``socket_timeout`` / ``socket_connect_timeout`` on it
+    (or pass them to :meth:`from_url`) to bound how long an operation may take.
+
+    Args:
+        client: A ready ``redis.asyncio.Redis`` or ``redis.asyncio.cluster.RedisCluster``
+            created with ``decode_responses=False`` (the default). The store does not
+            close a client it was given; the caller does. No I/O happens here.
+        scan_count: ``COUNT`` hint for each ``SCAN`` call in :meth:`clear` (> 0).
+        delete_batch: Keys per ``UNLINK`` in :meth:`clear` (> 0).
+
+    Raises:
+        ConfigurationError: ``client`` decodes responses (values are opaque bytes and a
+            decoding client would turn them into ``str`` or fail on non-UTF-8 payloads),
+            is not a ``redis.asyncio`` client, or a batch size is not positive.
+    """
+
+    __slots__ = (
+        "_client",
+        "_delete_batch",
+        "_is_cluster",
+        "_owns_client",
+        "_scan_count",
+    )
+
+    def __init__(
+        self,
+        client: Redis | RedisCluster,
+        *,
+        scan_count: int = 1000,
+        delete_batch: int = 500,
+    ) -> None:
+        if not isinstance(client, Redis | RedisCluster):
+            raise ConfigurationError(
+                "client must be a redis.asyncio.Redis or redis.asyncio.cluster.RedisCluster, "
+                f"got {type(client).__name__}"
+            )
+        if client.get_encoder().decode_responses:
+            raise ConfigurationError(
+                "client must be created with decode_responses=False: RedisKeyStore stores "
+                "opaque bytes"
+            )
+        if scan_count <= 0:
+            raise ConfigurationError(f"scan_count must be > 0, got {scan_count!r}")
+        if delete_batch <= 0:
+            raise ConfigurationError(f"delete_batch must be > 0, got {delete_batch!r}")
+        self._client = client
+        self._is_cluster = isinstance(client, RedisCluster)
+        self._scan_count = scan_count
+        self._delete_batch = delete_batch
+        self._owns_client = False
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        cluster: bool = False,
+        scan_count: int = 1000,
+        delete_batch: int = 500,
+        **client_kwargs: Any,
+    ) -> Self:
+        """Build a store with its own client from a URL; no I/O until the first operation.
+
+        Args:
+            url: ``redis://[user:password@]host:port/db``, ``rediss://...`` (TLS) or
+                ``unix:///path/to/socket?db=0``.
+            cluster: Build a ``RedisCluster`` client (the URL names one startup node).
+            scan_count: See the class.
+            delete_batch: See the class.
+            **client_kwargs: Passed to ``from_url`` of the redis-py client (e.g.
+                ``socket_timeout``, ``max_connections``). ``decode_responses=True`` is
+                rejected.
+
+        Returns:
+            A store that owns its client: :meth:`aclose` closes it.
+
+        Raises:
+            ConfigurationError: ``decode_responses=True`` was passed, or a batch size is
+                not positive.
+        """
+        if client_kwargs.get("decode_responses"):
+            raise ConfigurationError(
+                "decode_responses must be False: RedisKeyStore stores opaque bytes"
+            )
+        client: Redis | RedisCluster
+        if cluster:
+            client = RedisCluster.from_url(url, **client_kwargs)
+        else:
+            client = Redis.from_url(url, **client_kwargs)
+        store = cls(client, scan_count=scan_count, delete_batch=delete_batch)
+        store._owns_client = True
+        return store
+
+    @property
+    def client(self) -> Redis | RedisCluster:
+        """The redis-py client this store uses."""
+        return self._client
+
+    async def get(self, key: str) -> bytes | None:
+        """Return the value of ``key`` (one ``GET``), or ``None`` if absent or expired.
+
+        Raises:
+            BackendError: The key holds a non-string Redis type, or the server failed.
+        """
+        with map_redis_errors("GET"):
+            value = await self._client.get(key)
+        # redis-py types replies as bytes | str; this client never decodes (checked in
+        # __init__), so they are bytes.
+        return cast("bytes | None", value)
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        """Return one value or ``None`` per key, in the order given.
+
+        One ``MGET`` on a standalone server; on a cluster, one ``MGET`` per slot, pipelined.
+        No command is sent for an empty ``keys``. Keys holding a non-string type read as
+        ``None`` (``MGET`` semantics).
+        """
+        if not keys:
+            return []
+        with map_redis_errors("MGET"):
+            if isinstance(self._client, RedisCluster):
+                values = await self._client.mget_nonatomic(list(keys))
+            else:
+                values = await self._client.mget(list(keys))
+        return cast("list[bytes | None]", values)
+
+    async def set(self, key: str, value: bytes, *, ttl: float | None = None) -> None:
+        """Store ``value`` under ``key`` with one ``SET`` (``SET key value PX ms`` with a TTL).
+
+        Replaces any previous value, type and TTL of ``key``; value and TTL are written by
+        one command, so no reader sees the value without its expiry.
+
+        Args:
+            key: The key.
+            value: The payload (``bytes``, ``bytearray`` or ``memoryview``).
+            ttl: Seconds (> 0, finite), rounded to whole milliseconds with a 1 ms minimum;
+                or ``None`` for no expiry.
+
+        Raises:
+            ConfigurationError: ``ttl`` is not ``None`` or a finite number > 0.
+            TypeError: ``value`` is not bytes-like.
+        """
+        if not isinstance(value, bytes | bytearray | memoryview):
+            raise TypeError(f"value must be bytes, got {type(value).__name__}")
+        px = None if ttl is None else _ttl_to_ms(ttl)
+        with map_redis_errors("SET"):
+            await self._client.set(key, value, px=px)
+
+    async def delete(self, key: str) -> bool:
+        """Remove ``key`` with ``UNLINK`` (memory freed in the background).
+
+        Returns:
+            Whether the key existed.
+        """
+        with map_redis_errors("UNLINK"):
+            removed: int = await self._client.unlink(key)
+        return removed > 0
+
+    async def clear(self, prefix: str) -> int:
+        """Remove every key starting with ``prefix`` (literally) and nothing else.
+
+        Scans with ``SCAN MATCH <escaped prefix>*`` (glob characters in ``prefix`` match
+        themselves) and deletes in ``UNLINK`` batches; on a cluster, every primary is
+        scanned. Not atomic: keys written while it runs may survive, and ``SCAN`` may
+        report a key twice (it is counted once).
+
+        Args:
+            prefix: A non-empty key prefix.
+
+        Returns:
+            How many keys were removed.
+
+        Raises:
+            ConfigurationError: ``prefix`` is empty.
+        """
+        if not isinstance(prefix, str) or not prefix:
+            raise ConfigurationError(
+                "prefix must be a non-empty string; clear() never empties a whole database"
+            )
+        pattern = _glob_escape(prefix) + "*"
+        removed = 0
+        batch: list[bytes] = []
+        with map_redis_errors("clear"):
+            # The cluster client's scan_iter walks every primary; the standalone one the
+            # single server. Both yield raw key bytes (decode_responses=False).
+            async for key in self._client.scan_iter(match=pattern, count=self._scan_count):
+                batch.append(key)
+                if len(batch) >= self._delete_batch:
+                    removed += await self._client.unlink(*batch)
+                    batch.clear()
+            if batch:
+                removed += await self._client.unlink(*batch)
+        return removed
+
+    async def aclose(self) -> None:
+        """Close the client if this store created it (:meth:`from_url`); idempotent.
+
+        A client passed to the constructor is left open for its owner to close.
+        """
+        # No "already closed" short-cut: redis-py reconnects lazily if the store is used
+        # after aclose(), and closing again must release those connections too.
+        # Client.aclose() is itself safe to call repeatedly.
+        if self._owns_client:
+            with map_redis_errors("close"):
+                await self._client.aclose()
+
+    def __repr__(self) -> str:
+        kind = "cluster" if self._is_cluster else "standalone"
+        return f"{type(self).__name__}({kind}, owns_client={self._owns_client})"

@@ -1,0 +1,467 @@
+"""A :class:`~llmemo.stores.base.VectorStore` on Redis 8 vector sets (``VADD``/``VSIM``).
+
+No module needed: vector sets are built into Redis 8. Layout (``name`` is the store's
+name):
+
+* one vector set per partition at ``{name}:v1:vs:{<partition>}``; elements are entry ids,
+  vectors quantized ``Q8`` by default (``NOQUANT`` / ``BIN`` on request);
+* one string per entry at ``{name}:v1:vp:{<partition>}:<entry_id>`` holding the payload,
+  written with ``SET … PX`` so the entry's TTL is the payload key's TTL.
+
+The partition sits inside ``{}`` in both keys, so a partition's set and payloads share a
+cluster hash slot and the server-side scripts below touch one slot only.
+
+Why scripts: a vector-set element cannot expire and ``VSIM`` cannot fetch another key, so
+a lookup is a Lua script (``EVALSHA``, one round trip) that runs ``VSIM`` and ``GET``\\ s
+the payload of each candidate; a candidate whose payload key is gone has expired, so the
+script removes it from the set (``VREM``) and moves on. Writes are a script too, because
+the set's own TTL depends on its current one (see :class:`RedisVectorSetStore`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any, Final, cast
+
+import numpy as np
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError, ResponseError
+
+from llmemo.config import validate_optional_positive_int
+from llmemo.errors import BackendError, CapabilityError, ConfigurationError
+from llmemo.stores.base import Vector, VectorMatch
+from llmemo.stores.redis._errors import DRIVER_ERRORS, map_redis_errors, translate
+from llmemo.stores.redis.search import (
+    _check_client,
+    _check_k,
+    _check_max_distance,
+    _check_token,
+    _encode_vector,
+    _glob_escape,
+    _ttl_ms,
+    _validate_name,
+)
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+__all__ = ["RedisVectorSetStore"]
+
+_QUANTIZATIONS: Final = ("Q8", "NOQUANT", "BIN")
+# VADD FP32 takes little-endian IEEE float32, whatever the host's byte order.
+_FP32: Final[np.dtype[Any]] = np.dtype("<f4")
+#: Most stale elements one search removes before it answers with what it found; the next
+#: search goes on with the cleanup. Bounds the time a script holds the server.
+_MAX_REMOVALS_PER_SEARCH: Final = 1000
+# EPSILON is a lower bound on similarity computed by the server in float; a hair of slack
+# keeps a candidate exactly at max_distance, which is then checked exactly in Python.
+_EPSILON_SLACK: Final = 1e-6
+
+
+class _Script:
+    """A Lua script run by SHA (``EVALSHA``), sent in full (``EVAL``) on ``NOSCRIPT``."""
+
+    __slots__ = ("sha", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode()).hexdigest()
+
+
+# KEYS: vector set, payload key. ARGV: FP32 blob, entry id, payload, TTL in ms ("" for
+# none), then the VADD options (quantization, M, EF).
+_ADD: Final = _Script(
+    """
+local existed = redis.call('EXISTS', KEYS[1])
+redis.call('VADD', KEYS[1], 'FP32', ARGV[1], ARGV[2], unpack(ARGV, 5))
+local ttl = tonumber(ARGV[4])
+if ttl then
+  redis.call('SET', KEYS[2], ARGV[3], 'PX', ttl)
+  -- The set lives as long as its longest-lived element: extend its TTL, never shorten it,
+  -- and never put one on a set that already holds a persistent element.
+  local left = redis.call('PTTL', KEYS[1])
+  if existed == 0 or (left >= 0 and left < ttl) then
+    redis.call('PEXPIRE', KEYS[1], ttl)
+  end
+else
+  redis.call('SET', KEYS[2], ARGV[3])
+  redis.call('PERSIST', KEYS[1])
+end
+return 1
+"""
+)
+
+# KEYS: vector set. ARGV: FP32 blob, k, payload key prefix, EPSILON ("" for none), EF (""
+# for default), most removals. Returns a flat array: id, score, payload, id, score, ...
+_SEARCH: Final = _Script(
+    """
+local k = tonumber(ARGV[2])
+local budget = tonumber(ARGV[6])
+local args = {'VSIM', KEYS[1], 'FP32', ARGV[1], 'WITHSCORES', 'COUNT', k}
+if ARGV[4] ~= '' then
+  args[#args + 1] = 'EPSILON'
+  args[#args + 1] = ARGV[4]
+end
+if ARGV[5] ~= '' then
+  args[#args + 1] = 'EF'
+  args[#args + 1] = ARGV[5]
+end
+local removed = 0
+while true do
+  local count = args[7]
+  local found = redis.call(unpack(args))
+  local out = {}
+  local stale = 0
+  for i = 1, #found, 2 do
+    local payload = redis.call('GET', ARGV[3] .. found[i])
+    if payload then
+      out[#out + 1] = found[i]
+      out[#out + 1] = found[i + 1]
+      out[#out + 1] = payload
+      if #out == 3 * k then
+        return out
+      end
+    else
+      -- The payload key expired (or was deleted): the element is dead, drop it.
+      redis.call('VREM', KEYS[1], found[i])
+      stale = stale + 1
+    end
+  end
+  removed = removed + stale
+  if stale == 0 or #found < 2 * count or removed >= budget then
+    return out
+  end
+  -- Dead elements took places among the nearest: ask again for more candidates.
+  args[7] = count * 2
+end
+"""
+)
+
+
+def _vset_error(exc: BaseException, operation: str) -> BackendError | ConfigurationError:
+    if isinstance(exc, ResponseError):
+        message = str(exc).lower()
+        if "unknown command" in message or "unknown redis command" in message:
+            error: BackendError | ConfigurationError = CapabilityError(
+                f"Redis {operation} needs vector sets (VADD/VSIM, Redis 8 or later), which "
+                f"this server does not have. Server said: {exc}"
+            )
+            return error
+        if "dimension mismatch" in message:
+            return ConfigurationError(
+                f"the vector's dimension differs from the stored vector set's: {exc}"
+            )
+        if "quantization mismatch" in message:
+            return ConfigurationError(
+                f"quantization differs from the one the stored vector set was created with: {exc}"
+            )
+    return translate(exc, operation)
+
+
+class RedisVectorSetStore:
+    """Vectors with payloads in Redis 8 vector sets, one set per partition.
+
+    Round trips: :meth:`search` is one ``EVALSHA`` (``VSIM`` plus a ``GET`` per candidate,
+    server-side); :meth:`add` is one ``EVALSHA`` (``VADD`` + ``SET … PX`` + the set's TTL,
+    atomically); :meth:`get` one ``GET``; :meth:`delete` one ``MULTI``/``VREM``/``UNLINK``/
+    ``EXEC``. The first use of a script on a server costs one extra ``EVAL``.
+
+    Distances: ``VSIM`` reports a similarity ``score`` in ``[0, 1]`` (1 = same direction);
+    the store returns the cosine distance ``2 * (1 - score)``. With ``Q8`` (default) or
+    ``BIN`` quantization the scores, hence distances, are approximations; ``NOQUANT``
+    gives float32-exact ones. ``max_distance`` is passed to ``VSIM`` as ``EPSILON`` and
+    checked again exactly. HNSW search is approximate.
+
+    Expiry: an entry lives as long as its payload key (``SET … PX``, server clock), so an
+    expired entry is never returned. Vector-set elements cannot expire: a search that meets
+    an element whose payload is gone removes it (``VREM``) and fetches further candidates
+    (at most 1000 removals per search). The set's own key gets the TTL of its longest-lived
+    element (extended on each write, never shortened; persistent as soon as it holds a
+    persistent element), so a partition nobody writes any more disappears with its last
+    entry even if nobody searches it.
+
+    Errors: as :class:`~llmemo.stores.redis.search.RedisSearchVectorStore`; a server
+    without vector sets raises :class:`~llmemo.errors.CapabilityError`; a vector whose
+    dimension differs from the store's (or from an existing set's) raises
+    :class:`~llmemo.errors.ConfigurationError`.
+
+    Cluster: both scripts touch keys of one partition only (one hash slot); the payload
+    keys are derived inside the script from the declared set key's partition.
+
+    Loop affinity: a ``redis.asyncio`` client belongs to the event loop that first used it;
+    use the store on that loop only. RESP2 and RESP3 clients both work
+    (``decode_responses=False``).
+
+    Args:
+        client: A ready ``redis.asyncio.Redis`` (or ``RedisCluster``) with
+            ``decode_responses=False``. The store does not close a client it was given.
+        name: Key-prefix root (1-128 characters of ``[A-Za-z0-9_.:-]``).
+        dimension: Vector dimension, or ``None`` to learn it from the first vector.
+        quantization: ``"Q8"`` (default), ``"NOQUANT"`` (float32) or ``"BIN"``; fixed per
+            vector set when it is created.
+        m: HNSW links per node (``VADD … M``), or ``None`` for the server default.
+        ef_construction: ``VADD … EF`` (build exploration factor), or ``None``.
+        ef_runtime: ``VSIM … EF`` (search exploration factor), or ``None``.
+
+    Raises:
+        ConfigurationError: A parameter is invalid (the message names it).
+    """
+
+    __slots__ = (
+        "_add_options",
+        "_client",
+        "_closed",
+        "_dimension",
+        "_ef_runtime",
+        "_name",
+        "_owns_client",
+        "_payload_root",
+        "_quantization",
+        "_set_root",
+    )
+
+    def __init__(
+        self,
+        client: Redis | RedisCluster,
+        name: str,
+        *,
+        dimension: int | None = None,
+        quantization: str = "Q8",
+        m: int | None = None,
+        ef_construction: int | None = None,
+        ef_runtime: int | None = None,
+    ) -> None:
+        _check_client(client, type(self).__name__)
+        self._name = _validate_name(name)
+        if not isinstance(quantization, str) or quantization.upper() not in _QUANTIZATIONS:
+            raise ConfigurationError(
+                f"quantization must be 'Q8', 'NOQUANT' or 'BIN'; got {quantization!r}"
+            )
+        self._quantization = quantization.upper()
+        self._dimension = validate_optional_positive_int(dimension, parameter="dimension")
+        m = validate_optional_positive_int(m, parameter="m")
+        ef_construction = validate_optional_positive_int(
+            ef_construction, parameter="ef_construction"
+        )
+        ef = validate_optional_positive_int(ef_runtime, parameter="ef_runtime")
+        options: list[str] = [self._quantization]
+        if m is not None:
+            options += ["M", str(m)]
+        if ef_construction is not None:
+            options += ["EF", str(ef_construction)]
+        self._add_options = tuple(options)
+        self._ef_runtime = "" if ef is None else str(ef)
+        self._client = client
+        self._set_root = f"{self._name}:v1:vs:"
+        self._payload_root = f"{self._name}:v1:vp:"
+        self._owns_client = False
+        self._closed = False
+
+    @classmethod
+    def from_url(cls, url: str, name: str, **kwargs: Any) -> Self:
+        """Build a store with its own ``redis.asyncio.Redis`` from ``url``; no I/O yet.
+
+        Keyword arguments that :class:`RedisVectorSetStore` accepts go to the store; the
+        rest to ``Redis.from_url``. :meth:`aclose` closes the client.
+        """
+        store_keys = {"dimension", "quantization", "m", "ef_construction", "ef_runtime"}
+        store_kwargs = {k: v for k, v in kwargs.items() if k in store_keys}
+        client_kwargs = {k: v for k, v in kwargs.items() if k not in store_keys}
+        if client_kwargs.get("decode_responses"):
+            raise ConfigurationError("decode_responses must be False: payloads are bytes")
+        client = Redis.from_url(url, **client_kwargs)
+        store = cls(client, name, **store_kwargs)
+        store._owns_client = True
+        return store
+
+    @property
+    def name(self) -> str:
+        """The key-prefix root."""
+        return self._name
+
+    @property
+    def dimension(self) -> int | None:
+        """The vector dimension, once declared or learned from a vector."""
+        return self._dimension
+
+    @property
+    def client(self) -> Redis | RedisCluster:
+        """The redis-py client this store uses."""
+        return self._client
+
+    def _set_key(self, partition: str) -> str:
+        return f"{self._set_root}{{{partition}}}"
+
+    def _payload_key(self, partition: str, entry_id: str) -> str:
+        return f"{self._payload_root}{{{partition}}}:{entry_id}"
+
+    async def _run(self, script: _Script, keys: tuple[str, ...], args: tuple[Any, ...]) -> Any:
+        """Run ``script`` in one round trip (two the first time a server sees it)."""
+        try:
+            return await self._client.execute_command(
+                "EVALSHA", script.sha, len(keys), *keys, *args
+            )
+        except NoScriptError:
+            # Not cached on this server yet (new server, restart, SCRIPT FLUSH): EVAL sends
+            # the text and caches it for the next EVALSHA.
+            return await self._client.execute_command("EVAL", script.text, len(keys), *keys, *args)
+
+    async def add(
+        self,
+        partition: str,
+        entry_id: str,
+        vector: Vector,
+        payload: bytes,
+        *,
+        ttl: float | None = None,
+    ) -> None:
+        """Insert or replace an entry: ``VADD`` + ``SET … PX`` in one atomic script.
+
+        Args:
+            partition: Partition token (``[0-9A-Za-z_-]``).
+            entry_id: Entry id (``[0-9A-Za-z_-]``).
+            vector: Non-zero, finite; its dimension must match the store's.
+            payload: Opaque bytes.
+            ttl: Seconds (> 0, rounded to whole ms, at least 1 ms) or ``None`` (no expiry;
+                replaces a previous TTL).
+
+        Raises:
+            ConfigurationError: Bad token, TTL or vector; a vector set of this partition
+                exists with another dimension or quantization.
+            CapabilityError: The server has no vector sets.
+            BackendError: The server failed (subclasses for unreachable / timed out).
+        """
+        _check_token(partition, "partition")
+        _check_token(entry_id, "entry_id")
+        if not isinstance(payload, bytes | bytearray | memoryview):
+            raise TypeError(f"payload must be bytes, got {type(payload).__name__}")
+        ttl_ms = _ttl_ms(ttl)
+        array = _encode_vector(vector, _FP32, self._dimension)
+        keys = (self._set_key(partition), self._payload_key(partition, entry_id))
+        args = (array.tobytes(), entry_id, payload, "" if ttl_ms is None else ttl_ms)
+        try:
+            await self._run(_ADD, keys, args + self._add_options)
+        except DRIVER_ERRORS as exc:
+            raise _vset_error(exc, "VADD") from exc
+        if self._dimension is None:
+            self._dimension = int(array.size)
+
+    async def get(self, partition: str, entry_id: str) -> bytes | None:
+        """Return the payload of one live entry (one ``GET``), or ``None``."""
+        _check_token(partition, "partition")
+        _check_token(entry_id, "entry_id")
+        with map_redis_errors("GET"):
+            value = await self._client.get(self._payload_key(partition, entry_id))
+        # This client never decodes (checked in __init__): replies are bytes.
+        return cast("bytes | None", value)
+
+    async def search(
+        self,
+        partition: str,
+        vector: Vector,
+        *,
+        k: int = 1,
+        max_distance: float = 2.0,
+    ) -> list[VectorMatch]:
+        """Return up to ``k`` nearest live entries of ``partition``, nearest first.
+
+        One ``EVALSHA``: ``VSIM`` on the partition's set (``EPSILON`` from
+        ``max_distance``), payloads fetched server-side, dead elements removed. A partition
+        with no set returns ``[]``.
+
+        Raises:
+            ConfigurationError: Bad ``k``, ``max_distance``, token or vector (including a
+                dimension other than the set's).
+            CapabilityError: The server has no vector sets.
+            BackendError: The server failed.
+        """
+        _check_token(partition, "partition")
+        k = _check_k(k)
+        max_distance = _check_max_distance(max_distance)
+        array = _encode_vector(vector, _FP32, self._dimension)
+        if max_distance < 0.0:
+            return []
+        # score >= 1 - max_distance / 2  <=>  distance <= max_distance.
+        epsilon = "" if max_distance >= 2.0 else repr(max_distance / 2.0 + _EPSILON_SLACK)
+        args = (
+            array.tobytes(),
+            k,
+            f"{self._payload_root}{{{partition}}}:",
+            epsilon,
+            self._ef_runtime,
+            _MAX_REMOVALS_PER_SEARCH,
+        )
+        try:
+            reply = await self._run(_SEARCH, (self._set_key(partition),), args)
+        except DRIVER_ERRORS as exc:
+            raise _vset_error(exc, "VSIM") from exc
+        matches: list[VectorMatch] = []
+        for i in range(0, len(reply) - 2, 3):
+            distance = 2.0 * (1.0 - float(reply[i + 1]))
+            if distance > max_distance:
+                break  # sorted by score: the rest is farther still
+            distance = 0.0 if distance < 0.0 else (2.0 if distance > 2.0 else distance)
+            matches.append(VectorMatch(reply[i].decode(), distance, reply[i + 2]))
+        return matches
+
+    async def delete(self, partition: str, entry_id: str) -> bool:
+        """Remove one entry (``VREM`` + ``UNLINK`` in one MULTI/EXEC).
+
+        Returns:
+            Whether a live entry was there (its payload key existed).
+        """
+        _check_token(partition, "partition")
+        _check_token(entry_id, "entry_id")
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.execute_command("VREM", self._set_key(partition), entry_id)
+                pipe.unlink(self._payload_key(partition, entry_id))
+                _, removed = await pipe.execute()
+        except DRIVER_ERRORS as exc:
+            raise _vset_error(exc, "VREM") from exc
+        return int(removed) > 0
+
+    async def clear(self) -> int:
+        """Remove every entry of this store: ``SCAN`` + ``UNLINK`` of ``{name}:v1:v[sp]:*``.
+
+        Nothing outside this store's key prefix is touched. Not atomic: entries added while
+        it runs may survive.
+
+        Returns:
+            How many live entries (payload keys) were removed.
+        """
+        pattern = _glob_escape(f"{self._name}:v1:v") + "[ps]:*"
+        payload_root = self._payload_root.encode()
+        removed = 0
+        payloads: list[bytes] = []
+        sets: list[bytes] = []
+        with map_redis_errors("clear"):
+            async for key in self._client.scan_iter(match=pattern, count=1000):
+                (payloads if key.startswith(payload_root) else sets).append(key)
+                if len(payloads) >= 500:
+                    removed += await self._client.unlink(*payloads)
+                    payloads.clear()
+                if len(sets) >= 500:
+                    await self._client.unlink(*sets)
+                    sets.clear()
+            if payloads:
+                removed += await self._client.unlink(*payloads)
+            if sets:
+                await self._client.unlink(*sets)
+        return removed
+
+    async def aclose(self) -> None:
+        """Close the client if this store created it (:meth:`from_url`); idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_client:
+            with map_redis_errors("close"):
+                await self._client.aclose()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(name={self._name!r}, quantization={self._quantization!r}, "
+            f"dimension={self._dimension!r})"
+        )

@@ -1,0 +1,256 @@
+"""ExactCache and SemanticCache on the memory stores, through the core async API."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from langchain_core.load import dumps
+from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.outputs import Generation
+
+from llmemo import ExactCache, LangChainEmbedder, SemanticCache, keys
+from llmemo.errors import ConfigurationError
+from llmemo.stores.memory import MemoryKeyStore, MemoryVectorStore
+
+from fakes import AsyncConceptEmbeddings, ConceptEmbeddings
+from harness import FakeClock
+
+LLM = "model=fake-chat temperature=0"
+FRANCE = "What is the capital of France?"
+FRANCE_PARAPHRASE = "Can you tell me the capital city of France?"
+BREAD = "How do I bake bread?"
+
+
+class WallClock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def semantic(
+    embeddings: ConceptEmbeddings | None = None, **kwargs: object
+) -> tuple[SemanticCache, ConceptEmbeddings, FakeClock]:
+    clock = FakeClock()
+    embeddings = embeddings or ConceptEmbeddings()
+    cache = SemanticCache(
+        MemoryVectorStore(clock=clock),
+        LangChainEmbedder(embeddings),
+        **kwargs,  # type: ignore[arg-type]
+    )
+    return cache, embeddings, clock
+
+
+async def test_exact_hit_miss_and_hit_information() -> None:
+    wall = WallClock()
+    cache = ExactCache(MemoryKeyStore(), clock=wall)
+    assert await cache.alookup("p", LLM) is None
+    await cache.aupdate("p", LLM, {"answer": 42})
+    wall.now += 7.5
+    hit = await cache.alookup("p", LLM)
+    assert hit is not None
+    assert (hit.value, hit.kind, hit.distance, hit.age) == ({"answer": 42}, "exact", 0.0, 7.5)
+    assert hit.entry_id == keys.prompt_id("p")
+    assert cache.stats.as_dict() | {} == {
+        "exact_hits": 1,
+        "semantic_hits": 0,
+        "misses": 1,
+        "writes": 1,
+        "decode_errors": 0,
+        "embeddings": 0,
+    }
+
+
+async def test_exact_isolates_llm_strings() -> None:
+    cache = ExactCache(MemoryKeyStore())
+    await cache.aupdate("p", "model-a", "A")
+    await cache.aupdate("p", "model-b", "B")
+    assert (await cache.alookup("p", "model-a")).value == "A"  # type: ignore[union-attr]
+    assert (await cache.alookup("p", "model-b")).value == "B"  # type: ignore[union-attr]
+    assert await cache.alookup("p", "model-c") is None
+
+
+async def test_cache_ttl_and_per_write_ttl() -> None:
+    clock = FakeClock()
+    cache = ExactCache(MemoryKeyStore(clock=clock), ttl=10)
+    await cache.aupdate("default", LLM, 1)
+    await cache.aupdate("short", LLM, 2, ttl=1)
+    await cache.aupdate("forever", LLM, 3, ttl=None)
+    await clock.elapse(5)
+    assert await cache.alookup("short", LLM) is None
+    assert await cache.alookup("default", LLM) is not None
+    await clock.elapse(5)
+    assert await cache.alookup("default", LLM) is None
+    await clock.elapse(10_000)
+    assert await cache.alookup("forever", LLM) is not None
+
+
+async def test_undecodable_entry_is_a_counted_miss() -> None:
+    store = MemoryKeyStore()
+    cache = ExactCache(store)
+    await store.set(cache.key("p", LLM), b"\x00garbage")
+    assert await cache.alookup("p", LLM) is None
+    assert cache.stats.decode_errors == 1
+    assert cache.stats.misses == 1
+
+
+async def test_clear_removes_only_its_namespace() -> None:
+    store = MemoryKeyStore()
+    mine, other = ExactCache(store, namespace="mine"), ExactCache(store, namespace="other")
+    await mine.aupdate("p", LLM, 1)
+    await other.aupdate("p", LLM, 2)
+    await store.set("unrelated", b"keep")
+    assert await mine.aclear() == 1
+    assert await mine.alookup("p", LLM) is None
+    assert (await other.alookup("p", LLM)).value == 2  # type: ignore[union-attr]
+    assert await store.get("unrelated") == b"keep"
+
+
+@pytest.mark.parametrize("prompt, llm_string", [(1, LLM), ("p", None), (b"p", LLM)])
+async def test_non_string_inputs_raise_type_error_naming_the_parameter(
+    prompt: object, llm_string: object
+) -> None:
+    store = MemoryKeyStore()
+    cache = ExactCache(store)
+    name = "prompt" if not isinstance(prompt, str) else "llm_string"
+    with pytest.raises(TypeError, match=name):
+        await cache.aupdate(prompt, llm_string, 1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=name):
+        await cache.alookup(prompt, llm_string)  # type: ignore[arg-type]
+    assert len(store) == 0
+
+
+@pytest.mark.parametrize("ttl", [-1, 0, math.nan, "60"])
+async def test_bad_ttl_names_the_parameter_and_stores_nothing(ttl: object) -> None:
+    store = MemoryKeyStore()
+    with pytest.raises(ConfigurationError, match="ttl"):
+        ExactCache(store, ttl=ttl)  # type: ignore[arg-type]
+    cache = ExactCache(store)
+    with pytest.raises(ConfigurationError, match="ttl"):
+        await cache.aupdate("p", LLM, 1, ttl=ttl)
+    assert len(store) == 0
+
+
+@pytest.mark.parametrize("threshold", [-0.01, 2.01, math.nan, "0.2", None])
+def test_threshold_outside_zero_two_is_refused(threshold: object) -> None:
+    with pytest.raises(ConfigurationError, match="distance_threshold"):
+        semantic(distance_threshold=threshold)
+
+
+async def test_semantic_paraphrase_hits_and_far_prompt_misses() -> None:
+    cache, _, _ = semantic(distance_threshold=0.2)
+    await cache.aupdate(FRANCE, LLM, "Paris")
+    hit = await cache.alookup(FRANCE_PARAPHRASE, LLM)
+    assert hit is not None
+    assert hit.value == "Paris"
+    assert hit.kind == "semantic"
+    assert 0.0 < hit.distance <= 0.2
+    assert hit.entry_id == keys.prompt_id(FRANCE)
+    assert await cache.alookup(BREAD, LLM) is None
+    assert cache.stats.semantic_hits == 1
+    assert cache.stats.misses == 1
+
+
+async def test_semantic_threshold_override_per_call() -> None:
+    cache, _, _ = semantic(distance_threshold=0.2)
+    await cache.aupdate(FRANCE, LLM, "Paris")
+    assert await cache.alookup(FRANCE_PARAPHRASE, LLM, distance_threshold=0.01) is None
+    assert await cache.alookup(FRANCE_PARAPHRASE, LLM, distance_threshold=0.06) is not None
+    with pytest.raises(ConfigurationError, match="distance_threshold"):
+        await cache.alookup(FRANCE_PARAPHRASE, LLM, distance_threshold=3)
+
+
+async def test_exact_is_tried_first_without_embedding() -> None:
+    cache, embeddings, _ = semantic(distance_threshold=0.0)
+    await cache.aupdate(FRANCE, LLM, "Paris")
+    calls = len(embeddings.calls)
+    hit = await cache.alookup(FRANCE, LLM)
+    assert hit is not None and hit.kind == "exact" and hit.distance == 0.0
+    assert len(embeddings.calls) == calls
+
+
+async def test_a_miss_then_its_update_embed_once() -> None:
+    cache, embeddings, _ = semantic()
+    assert await cache.alookup(FRANCE, LLM) is None
+    await cache.aupdate(FRANCE, LLM, "Paris")
+    assert embeddings.calls == [FRANCE]
+    assert cache.stats.embeddings == 1
+
+
+async def test_semantic_isolates_llm_strings() -> None:
+    cache, _, _ = semantic()
+    await cache.aupdate(FRANCE, "model-a", "A")
+    await cache.aupdate(FRANCE, "model-b", "B")
+    assert (await cache.alookup(FRANCE_PARAPHRASE, "model-a")).value == "A"  # type: ignore[union-attr]
+    assert (await cache.alookup(FRANCE_PARAPHRASE, "model-b")).value == "B"  # type: ignore[union-attr]
+    assert await cache.alookup(FRANCE_PARAPHRASE, "model-c") is None
+
+
+async def test_semantic_chat_with_a_different_earlier_turn_misses() -> None:
+    cache, _, _ = semantic()
+
+    def chat(system: str, question: str) -> str:
+        return dumps([SystemMessage(system), HumanMessage(question)])
+
+    await cache.aupdate(chat("You are a geographer.", FRANCE), LLM, "Paris")
+    hit = await cache.alookup(chat("You are a geographer.", FRANCE_PARAPHRASE), LLM)
+    assert hit is not None and hit.kind == "semantic"
+    assert await cache.alookup(chat("You are a pirate.", FRANCE), LLM) is None
+
+
+async def test_semantic_ttl() -> None:
+    cache, _, clock = semantic(ttl=30)
+    await cache.aupdate(FRANCE, LLM, "Paris")
+    await cache.aupdate(BREAD, LLM, "Knead", ttl=None)
+    await clock.elapse(31)
+    assert await cache.alookup(FRANCE_PARAPHRASE, LLM) is None
+    assert await cache.alookup(FRANCE, LLM) is None
+    assert await cache.alookup(BREAD, LLM) is not None
+
+
+async def test_semantic_undecodable_candidate_is_skipped_and_counted() -> None:
+    cache, _, _ = semantic()
+    await cache.aupdate(FRANCE, LLM, "Paris")
+    partition = keys.partition_id("llmemo", LLM)
+    vector = (await cache.embedder.embed([FRANCE]))[0]
+    await cache.store.add(partition, keys.prompt_id(FRANCE), vector, b"garbage")
+    assert await cache.alookup(FRANCE_PARAPHRASE, LLM) is None
+    assert cache.stats.decode_errors == 1
+
+
+async def test_sync_only_embeddings_run_off_the_loop() -> None:
+    import threading
+
+    embeddings = ConceptEmbeddings()
+    cache, _, _ = semantic(embeddings)
+    await cache.aupdate(FRANCE, LLM, "Paris")
+    assert embeddings.threads and threading.get_ident() not in embeddings.threads
+
+
+async def test_native_async_embeddings_are_awaited_on_the_loop() -> None:
+    import threading
+
+    embeddings = AsyncConceptEmbeddings()
+    cache, _, _ = semantic(embeddings)
+    await cache.aupdate(FRANCE, LLM, "Paris")
+    assert embeddings.threads == [threading.get_ident()]
+
+
+async def test_empty_prompt_cannot_be_stored_semantically() -> None:
+    cache, _, _ = semantic()
+    with pytest.raises(ConfigurationError, match="prompt"):
+        await cache.aupdate("", LLM, "x")
+    assert await cache.alookup("", LLM) is None
+
+
+async def test_megabyte_prompt_round_trips() -> None:
+    prompt = "capital France " * 70_000
+    cache = ExactCache(MemoryKeyStore())
+    generations = [Generation(text="x" * 1_000_000)]
+    await cache.aupdate(prompt, LLM, generations)
+    assert (await cache.alookup(prompt, LLM)).value == generations  # type: ignore[union-attr]
+    sem, _, _ = semantic()
+    await sem.aupdate(prompt, LLM, generations)
+    assert (await sem.alookup(prompt, LLM)).value == generations  # type: ignore[union-attr]
