@@ -5,7 +5,6 @@ Works with a standalone ``redis.asyncio.Redis`` and with ``redis.asyncio.cluster
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -13,37 +12,13 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from llmemo.errors import ConfigurationError
+from llmemo.stores.redis._common import check_client, glob_escape, ttl_to_ms, unlink_matching
 from llmemo.stores.redis._errors import map_redis_errors
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
 __all__ = ["RedisKeyStore"]
-
-# Redis rejects PX values near LLONG_MAX; anything past ~285,000 years is a caller bug, so it
-# is reported as a configuration error instead of a server error.
-_MAX_TTL_MS = 2**53
-
-# Redis glob metacharacters; a backslash makes the next character literal.
-_GLOB_SPECIAL = frozenset("\\*?[]")
-
-
-def _glob_escape(text: str) -> str:
-    """Escape ``text`` so that a Redis MATCH pattern matches it literally."""
-    return "".join("\\" + ch if ch in _GLOB_SPECIAL else ch for ch in text)
-
-
-def _ttl_to_ms(ttl: float) -> int:
-    """Validate a TTL in seconds and convert it to whole milliseconds (at least 1)."""
-    if isinstance(ttl, bool) or not isinstance(ttl, int | float) or not math.isfinite(ttl):
-        raise ConfigurationError(f"ttl must be None or a finite number of seconds > 0, got {ttl!r}")
-    if ttl <= 0:
-        raise ConfigurationError(f"ttl must be > 0 seconds (or None for no expiry), got {ttl!r}")
-    # round(), not ceil(): 0.3 * 1000 is 300.00000000000006 and must stay 300 ms.
-    ms = max(1, round(ttl * 1000))
-    if ms > _MAX_TTL_MS:
-        raise ConfigurationError(f"ttl is too large for Redis: {ttl!r} seconds")
-    return ms
 
 
 class RedisKeyStore:
@@ -98,16 +73,7 @@ class RedisKeyStore:
         scan_count: int = 1000,
         delete_batch: int = 500,
     ) -> None:
-        if not isinstance(client, Redis | RedisCluster):
-            raise ConfigurationError(
-                "client must be a redis.asyncio.Redis or redis.asyncio.cluster.RedisCluster, "
-                f"got {type(client).__name__}"
-            )
-        if client.get_encoder().decode_responses:
-            raise ConfigurationError(
-                "client must be created with decode_responses=False: RedisKeyStore stores "
-                "opaque bytes"
-            )
+        check_client(client, type(self).__name__)
         if scan_count <= 0:
             raise ConfigurationError(f"scan_count must be > 0, got {scan_count!r}")
         if delete_batch <= 0:
@@ -211,7 +177,7 @@ class RedisKeyStore:
         """
         if not isinstance(value, bytes | bytearray | memoryview):
             raise TypeError(f"value must be bytes, got {type(value).__name__}")
-        px = None if ttl is None else _ttl_to_ms(ttl)
+        px = ttl_to_ms(ttl)
         with map_redis_errors("SET"):
             await self._client.set(key, value, px=px)
 
@@ -246,20 +212,11 @@ class RedisKeyStore:
             raise ConfigurationError(
                 "prefix must be a non-empty string; clear() never empties a whole database"
             )
-        pattern = _glob_escape(prefix) + "*"
-        removed = 0
-        batch: list[bytes] = []
+        pattern = glob_escape(prefix) + "*"
         with map_redis_errors("clear"):
-            # The cluster client's scan_iter walks every primary; the standalone one the
-            # single server. Both yield raw key bytes (decode_responses=False).
-            async for key in self._client.scan_iter(match=pattern, count=self._scan_count):
-                batch.append(key)
-                if len(batch) >= self._delete_batch:
-                    removed += await self._client.unlink(*batch)
-                    batch.clear()
-            if batch:
-                removed += await self._client.unlink(*batch)
-        return removed
+            return await unlink_matching(
+                self._client, pattern, self._delete_batch, count=self._scan_count
+            )
 
     async def aclose(self) -> None:
         """Close the client if this store created it (:meth:`from_url`); idempotent.

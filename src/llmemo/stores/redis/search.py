@@ -2,11 +2,11 @@
 
 Layout (``name`` is the store's name, also its index name):
 
-* one HASH per entry at ``{name}:v1:s:{<partition>}:<entry_id>`` with three fields:
+* one HASH per entry at ``<name>:v1:s:{<partition>}:<entry_id>`` with three fields:
   ``vec`` (the vector as a little-endian float blob), ``partition`` (the partition token)
   and ``payload`` (the opaque bytes). The partition sits inside ``{}`` so a cluster keeps a
   partition's entries in one hash slot.
-* one index ``FT.CREATE {name} ON HASH PREFIX 1 {name}:v1:s:`` whose schema is only the
+* one index ``FT.CREATE <name> ON HASH PREFIX 1 <name>:v1:s:`` whose schema is only the
   vector field (COSINE, HNSW or FLAT) and the partition as a case-sensitive TAG. Payloads
   are not indexed; no text fields.
 
@@ -17,8 +17,6 @@ and the distance. RediSearch's COSINE score already is the cosine distance ``1 -
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -27,136 +25,26 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
-from llmemo.config import validate_optional_positive_int, validate_ttl
+from llmemo.config import validate_optional_positive_int
 from llmemo.errors import BackendError, CapabilityError, ConfigurationError
 from llmemo.stores.base import Vector, VectorMatch
+from llmemo.stores.redis._common import (
+    check_client,
+    check_k,
+    check_max_distance,
+    check_token,
+    encode_vector,
+    glob_escape,
+    ttl_to_ms,
+    unlink_matching,
+    validate_name,
+)
 from llmemo.stores.redis._errors import DRIVER_ERRORS, map_redis_errors, translate
 
 if TYPE_CHECKING:
-    import numpy.typing as npt
     from typing_extensions import Self
 
 __all__ = ["RedisSearchVectorStore"]
-
-# -- helpers shared with vectorset.py ---------------------------------------------------
-
-#: Store names: no glob characters (so ``clear()`` patterns stay literal) and no braces
-#: (a ``{`` in the name would become the key's hash tag instead of the partition).
-_NAME_RE: Final = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
-#: Partition tokens and entry ids, as promised by the protocol (see stores/base.py).
-_SCHEMA_SEGMENT_RE: Final = re.compile(r"v[0-9]+")
-_TOKEN_RE: Final = re.compile(r"[0-9A-Za-z_\-]{1,256}")
-# Redis rejects PX values near LLONG_MAX; the same bound as RedisKeyStore.
-_MAX_TTL_MS: Final = 2**53
-_GLOB_SPECIAL: Final = frozenset("\\*?[]")
-
-
-def _validate_name(name: object) -> str:
-    if not isinstance(name, str) or _NAME_RE.fullmatch(name) is None:
-        raise ConfigurationError(f"name must be 1-128 characters of [A-Za-z0-9_.:-]; got {name!r}")
-    if any(_SCHEMA_SEGMENT_RE.fullmatch(segment) for segment in name.split(":")):
-        # Keys are "<name>:v1:<kind>:...": a store named "a:v1:s" would live inside the
-        # keys of store "a", and a clear() of one would remove the other's entries.
-        raise ConfigurationError(
-            f"name must not contain a ':'-separated segment like 'v1' (reserved for the key "
-            f"layout); got {name!r}"
-        )
-    return name
-
-
-def _check_token(value: object, parameter: str) -> None:
-    if not isinstance(value, str) or _TOKEN_RE.fullmatch(value) is None:
-        raise ConfigurationError(
-            f"{parameter} must be 1-256 characters of [0-9A-Za-z_-]; got {value!r}"
-        )
-
-
-def _ttl_ms(ttl: float | None) -> int | None:
-    """Validate a TTL in seconds; return whole milliseconds (>= 1) or ``None``."""
-    seconds = validate_ttl(ttl)
-    if seconds is None:
-        return None
-    # round(), not ceil(): 0.3 * 1000 is 300.00000000000006 and must stay 300 ms.
-    ms = max(1, round(seconds * 1000))
-    if ms > _MAX_TTL_MS:
-        raise ConfigurationError(f"ttl is too large for Redis: {ttl!r} seconds")
-    return ms
-
-
-def _check_k(k: object) -> int:
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ConfigurationError(f"k must be an integer >= 1; got {k!r}")
-    return k
-
-
-def _check_max_distance(max_distance: object) -> float:
-    if (
-        not isinstance(max_distance, int | float)
-        or isinstance(max_distance, bool)
-        or math.isnan(max_distance)
-    ):
-        raise ConfigurationError(f"max_distance must be a number; got {max_distance!r}")
-    return float(max_distance)
-
-
-def _glob_escape(text: str) -> str:
-    """Escape ``text`` so that a Redis MATCH pattern matches it literally."""
-    return "".join("\\" + ch if ch in _GLOB_SPECIAL else ch for ch in text)
-
-
-def _encode_vector(vector: Vector, dtype: np.dtype[Any], dimension: int | None) -> npt.NDArray[Any]:
-    """Return ``vector`` as a 1-D little-endian array of ``dtype``, checked.
-
-    Raises:
-        ConfigurationError: not 1-D, wrong dimension, zero, or NaN/infinity (after the
-            conversion, so a value too large for FLOAT16 counts as infinity).
-    """
-    array = np.asarray(vector, dtype=dtype)
-    if array.ndim != 1 or array.size == 0:
-        raise ConfigurationError("vector must be a non-empty 1-D sequence of numbers")
-    if dimension is not None and array.size != dimension:
-        raise ConfigurationError(
-            f"vector has dimension {array.size}; this store holds {dimension}-dimensional vectors"
-        )
-    # One dot product checks both "non-zero" and "finite" (NaN and inf make it fail).
-    square = float(np.dot(array, array))
-    if not 0.0 < square < math.inf:
-        if not np.all(np.isfinite(array)):
-            raise ConfigurationError("vector contains NaN or infinity")
-        if square == 0.0:
-            raise ConfigurationError("vector is the zero vector (no cosine distance)")
-        # Finite but the squared norm overflowed: harmless, the server normalises.
-    return array
-
-
-async def _unlink_matching(client: Redis | RedisCluster, pattern: str, batch_size: int) -> int:
-    """SCAN for ``pattern`` and UNLINK in batches; return how many keys were removed.
-
-    Driver errors propagate (the caller maps them).
-    """
-    removed = 0
-    batch: list[bytes] = []
-    # The cluster client's scan_iter walks every primary; UNLINK is split per slot there.
-    async for key in client.scan_iter(match=pattern, count=1000):
-        batch.append(key)
-        if len(batch) >= batch_size:
-            removed += await client.unlink(*batch)
-            batch.clear()
-    if batch:
-        removed += await client.unlink(*batch)
-    return removed
-
-
-def _check_client(client: object, owner: str) -> None:
-    if not isinstance(client, Redis | RedisCluster):
-        raise ConfigurationError(
-            "client must be a redis.asyncio.Redis or redis.asyncio.cluster.RedisCluster, "
-            f"got {type(client).__name__}"
-        )
-    if client.get_encoder().decode_responses:
-        raise ConfigurationError(
-            f"client must be created with decode_responses=False: {owner} moves opaque bytes"
-        )
 
 
 def _text(value: Any) -> str:
@@ -382,8 +270,8 @@ class RedisSearchVectorStore:
         ef_runtime: int | None = None,
         recreate_index_on_mismatch: bool = False,
     ) -> None:
-        _check_client(client, type(self).__name__)
-        self._name = _validate_name(name)
+        check_client(client, type(self).__name__)
+        self._name = validate_name(name)
         if not isinstance(algorithm, str) or algorithm.upper() not in _ALGORITHMS:
             raise ConfigurationError(f"algorithm must be 'HNSW' or 'FLAT'; got {algorithm!r}")
         self._algorithm = algorithm.upper()
@@ -656,17 +544,17 @@ class RedisSearchVectorStore:
             CapabilityError: The server has no query engine.
             BackendError: The server failed (subclasses for unreachable / timed out).
         """
-        _check_token(partition, "partition")
-        _check_token(entry_id, "entry_id")
+        check_token(partition, "partition")
+        check_token(entry_id, "entry_id")
         if not isinstance(payload, bytes | bytearray | memoryview):
             raise TypeError(f"payload must be bytes, got {type(payload).__name__}")
-        ttl_ms = _ttl_ms(ttl)
-        array = _encode_vector(vector, self._dtype, self._dimension)
+        ttl_ms = ttl_to_ms(ttl)
+        array = encode_vector(vector, self._dtype, self._dimension)
         if not self._ready:
             await self._prepare(array.size, create=True)
             if array.size != self._dimension:
                 # The index was there first and has another dimension.
-                _encode_vector(array, self._dtype, self._dimension)
+                encode_vector(array, self._dtype, self._dimension)
         key = self._key(partition, entry_id)
         with map_redis_errors("add"):
             async with self._client.pipeline(transaction=True) as pipe:
@@ -682,8 +570,8 @@ class RedisSearchVectorStore:
 
     async def get(self, partition: str, entry_id: str) -> bytes | None:
         """Return the payload of one live entry (one ``HGET``), or ``None``."""
-        _check_token(partition, "partition")
-        _check_token(entry_id, "entry_id")
+        check_token(partition, "partition")
+        check_token(entry_id, "entry_id")
         with map_redis_errors("HGET"):
             value = await self._client.hget(self._key(partition, entry_id), _PAYLOAD)
         # This client never decodes (checked in __init__): replies are bytes.
@@ -697,7 +585,9 @@ class RedisSearchVectorStore:
             query = f"(@{_PARTITION}:{{$p}})=>[KNN {k} @{_VEC} $blob{ef} AS {_DIST}]"
             head = ("FT.SEARCH", self._name, query, "PARAMS", 4, "p")
             tail = ("RETURN", 2, _PAYLOAD, _DIST, "SORTBY", _DIST, "LIMIT", 0, k, "DIALECT", 2)
-            cached = self._search_args[k] = (head, tail)
+            cached = (head, tail)
+            if len(self._search_args) < 64:  # a few distinct k in practice; stay bounded
+                self._search_args[k] = cached
         return cached
 
     async def search(
@@ -719,14 +609,14 @@ class RedisSearchVectorStore:
             CapabilityError: The server has no query engine.
             BackendError: The server failed.
         """
-        _check_token(partition, "partition")
-        k = _check_k(k)
-        max_distance = _check_max_distance(max_distance)
-        array = _encode_vector(vector, self._dtype, self._dimension)
+        check_token(partition, "partition")
+        k = check_k(k)
+        max_distance = check_max_distance(max_distance)
+        array = encode_vector(vector, self._dtype, self._dimension)
         if not self._ready:
             if not await self._prepare(array.size, create=False):
                 return []
-            _encode_vector(array, self._dtype, self._dimension)
+            encode_vector(array, self._dtype, self._dimension)
         blob = array.tobytes()
         id_start = len(self._key_root) + len(partition) + 3  # root + "{" + p + "}:"
         want = k
@@ -752,14 +642,14 @@ class RedisSearchVectorStore:
 
     async def delete(self, partition: str, entry_id: str) -> bool:
         """Remove one entry (one ``UNLINK``); return whether it existed."""
-        _check_token(partition, "partition")
-        _check_token(entry_id, "entry_id")
+        check_token(partition, "partition")
+        check_token(entry_id, "entry_id")
         with map_redis_errors("UNLINK"):
             removed: int = await self._client.unlink(self._key(partition, entry_id))
         return removed > 0
 
     async def clear(self) -> int:
-        """Remove every entry of this store (``SCAN`` + ``UNLINK`` of ``{name}:v1:s:*``).
+        """Remove every entry of this store (``SCAN`` + ``UNLINK`` of ``<name>:v1:s:*``).
 
         The index stays (empty) and nothing outside this store's key prefix is touched.
         Not atomic: entries added while it runs may survive.
@@ -767,9 +657,9 @@ class RedisSearchVectorStore:
         Returns:
             How many entries (keys) were removed.
         """
-        pattern = _glob_escape(self._key_root) + "*"
+        pattern = glob_escape(self._key_root) + "*"
         with map_redis_errors("clear"):
-            return await _unlink_matching(self._client, pattern, 500)
+            return await unlink_matching(self._client, pattern, 500)
 
     async def aclose(self) -> None:
         """Close the client if this store created it (:meth:`from_url`); idempotent."""

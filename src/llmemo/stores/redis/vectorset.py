@@ -3,9 +3,9 @@
 No module needed: vector sets are built into Redis 8. Layout (``name`` is the store's
 name):
 
-* one vector set per partition at ``{name}:v1:vs:{<partition>}``; elements are entry ids,
+* one vector set per partition at ``<name>:v1:vs:{<partition>}``; elements are entry ids,
   vectors quantized ``Q8`` by default (``NOQUANT`` / ``BIN`` on request);
-* one string per entry at ``{name}:v1:vp:{<partition>}:<entry_id>`` holding the payload,
+* one string per entry at ``<name>:v1:vp:{<partition>}:<entry_id>`` holding the payload,
   written with ``SET … PX`` so the entry's TTL is the payload key's TTL.
 
 The partition sits inside ``{}`` in both keys, so a partition's set and payloads share a
@@ -31,17 +31,17 @@ from redis.exceptions import NoScriptError, ResponseError
 from llmemo.config import validate_optional_positive_int
 from llmemo.errors import BackendError, CapabilityError, ConfigurationError
 from llmemo.stores.base import Vector, VectorMatch
-from llmemo.stores.redis._errors import DRIVER_ERRORS, map_redis_errors, translate
-from llmemo.stores.redis.search import (
-    _check_client,
-    _check_k,
-    _check_max_distance,
-    _check_token,
-    _encode_vector,
-    _glob_escape,
-    _ttl_ms,
-    _validate_name,
+from llmemo.stores.redis._common import (
+    check_client,
+    check_k,
+    check_max_distance,
+    check_token,
+    encode_vector,
+    glob_escape,
+    ttl_to_ms,
+    validate_name,
 )
+from llmemo.stores.redis._errors import DRIVER_ERRORS, map_redis_errors, translate
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -186,8 +186,12 @@ class RedisVectorSetStore:
     dimension differs from the store's (or from an existing set's) raises
     :class:`~llmemo.errors.ConfigurationError`.
 
-    Cluster: both scripts touch keys of one partition only (one hash slot); the payload
-    keys are derived inside the script from the declared set key's partition.
+    Cluster: both scripts touch keys of one partition only, all in the set key's hash slot
+    (``{<partition>}``). The search script builds the payload keys of its candidates
+    itself (they cannot be known in advance), so they are not declared in ``KEYS``; Redis
+    Cluster runs such same-slot scripts, but a proxy that routes scripts by declared keys
+    only would need them declared. The search script writes (``VREM`` of dead elements),
+    so it cannot run on a read-only replica once it meets an expired element.
 
     Loop affinity: a ``redis.asyncio`` client belongs to the event loop that first used it;
     use the store on that loop only. RESP2 and RESP3 clients both work
@@ -232,8 +236,8 @@ class RedisVectorSetStore:
         ef_construction: int | None = None,
         ef_runtime: int | None = None,
     ) -> None:
-        _check_client(client, type(self).__name__)
-        self._name = _validate_name(name)
+        check_client(client, type(self).__name__)
+        self._name = validate_name(name)
         if not isinstance(quantization, str) or quantization.upper() not in _QUANTIZATIONS:
             raise ConfigurationError(
                 f"quantization must be 'Q8', 'NOQUANT' or 'BIN'; got {quantization!r}"
@@ -332,12 +336,12 @@ class RedisVectorSetStore:
             CapabilityError: The server has no vector sets.
             BackendError: The server failed (subclasses for unreachable / timed out).
         """
-        _check_token(partition, "partition")
-        _check_token(entry_id, "entry_id")
+        check_token(partition, "partition")
+        check_token(entry_id, "entry_id")
         if not isinstance(payload, bytes | bytearray | memoryview):
             raise TypeError(f"payload must be bytes, got {type(payload).__name__}")
-        ttl_ms = _ttl_ms(ttl)
-        array = _encode_vector(vector, _FP32, self._dimension)
+        ttl_ms = ttl_to_ms(ttl)
+        array = encode_vector(vector, _FP32, self._dimension)
         keys = (self._set_key(partition), self._payload_key(partition, entry_id))
         args = (array.tobytes(), entry_id, payload, "" if ttl_ms is None else ttl_ms)
         try:
@@ -349,8 +353,8 @@ class RedisVectorSetStore:
 
     async def get(self, partition: str, entry_id: str) -> bytes | None:
         """Return the payload of one live entry (one ``GET``), or ``None``."""
-        _check_token(partition, "partition")
-        _check_token(entry_id, "entry_id")
+        check_token(partition, "partition")
+        check_token(entry_id, "entry_id")
         with map_redis_errors("GET"):
             value = await self._client.get(self._payload_key(partition, entry_id))
         # This client never decodes (checked in __init__): replies are bytes.
@@ -376,10 +380,10 @@ class RedisVectorSetStore:
             CapabilityError: The server has no vector sets.
             BackendError: The server failed.
         """
-        _check_token(partition, "partition")
-        k = _check_k(k)
-        max_distance = _check_max_distance(max_distance)
-        array = _encode_vector(vector, _FP32, self._dimension)
+        check_token(partition, "partition")
+        k = check_k(k)
+        max_distance = check_max_distance(max_distance)
+        array = encode_vector(vector, _FP32, self._dimension)
         if max_distance < 0.0:
             return []
         # score >= 1 - max_distance / 2  <=>  distance <= max_distance.
@@ -411,8 +415,8 @@ class RedisVectorSetStore:
         Returns:
             Whether a live entry was there (its payload key existed).
         """
-        _check_token(partition, "partition")
-        _check_token(entry_id, "entry_id")
+        check_token(partition, "partition")
+        check_token(entry_id, "entry_id")
         try:
             async with self._client.pipeline(transaction=True) as pipe:
                 pipe.execute_command("VREM", self._set_key(partition), entry_id)
@@ -423,7 +427,7 @@ class RedisVectorSetStore:
         return int(removed) > 0
 
     async def clear(self) -> int:
-        """Remove every entry of this store: ``SCAN`` + ``UNLINK`` of ``{name}:v1:v[sp]:*``.
+        """Remove every entry of this store: ``SCAN`` + ``UNLINK`` of ``<name>:v1:v[sp]:*``.
 
         Nothing outside this store's key prefix is touched. Not atomic: entries added while
         it runs may survive.
@@ -431,7 +435,7 @@ class RedisVectorSetStore:
         Returns:
             How many live entries (payload keys) were removed.
         """
-        pattern = _glob_escape(f"{self._name}:v1:v") + "[ps]:*"
+        pattern = glob_escape(f"{self._name}:v1:v") + "[ps]:*"
         payload_root = self._payload_root.encode()
         removed = 0
         payloads: list[bytes] = []

@@ -1,0 +1,171 @@
+"""Checks and helpers shared by the Redis stores (key store and vector stores).
+
+Private to :mod:`llmemo.stores.redis`. Importing it loads ``redis`` but not ``numpy``
+(:func:`encode_vector` imports it on first use), so the key stores stay numpy-free.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import TYPE_CHECKING, Any, Final
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+
+from llmemo.config import validate_ttl
+from llmemo.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from llmemo.stores.base import Vector
+
+__all__ = [
+    "GLOB_SPECIAL",
+    "MAX_TTL_MS",
+    "NAME_RE",
+    "SCHEMA_SEGMENT_RE",
+    "TOKEN_RE",
+    "check_client",
+    "check_k",
+    "check_max_distance",
+    "check_token",
+    "encode_vector",
+    "glob_escape",
+    "ttl_to_ms",
+    "unlink_matching",
+    "validate_name",
+]
+
+#: Store names: no glob characters (so ``clear()`` patterns stay literal) and no braces
+#: (a ``{`` in the name would become the key's hash tag instead of the partition).
+NAME_RE: Final = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
+SCHEMA_SEGMENT_RE: Final = re.compile(r"v[0-9]+")
+#: Partition tokens and entry ids, as promised by the protocol (see stores/base.py).
+TOKEN_RE: Final = re.compile(r"[0-9A-Za-z_\-]{1,256}")
+#: Redis rejects PX values near LLONG_MAX; anything past ~285,000 years is a caller bug,
+#: so it is reported as a configuration error instead of a server error.
+MAX_TTL_MS: Final = 2**53
+#: Redis glob metacharacters; a backslash makes the next character literal.
+GLOB_SPECIAL: Final = frozenset("\\*?[]")
+
+
+def validate_name(name: object) -> str:
+    """Return a vector store's ``name``, checked (see :data:`NAME_RE`)."""
+    if not isinstance(name, str) or NAME_RE.fullmatch(name) is None:
+        raise ConfigurationError(f"name must be 1-128 characters of [A-Za-z0-9_.:-]; got {name!r}")
+    if any(SCHEMA_SEGMENT_RE.fullmatch(segment) for segment in name.split(":")):
+        # Keys are "<name>:v1:<kind>:...": a store named "a:v1:s" would live inside the
+        # keys of store "a", and a clear() of one would remove the other's entries.
+        raise ConfigurationError(
+            f"name must not contain a ':'-separated segment like 'v1' (reserved for the key "
+            f"layout); got {name!r}"
+        )
+    return name
+
+
+def check_token(value: object, parameter: str) -> None:
+    """Check a partition token or entry id (see :data:`TOKEN_RE`)."""
+    if not isinstance(value, str) or TOKEN_RE.fullmatch(value) is None:
+        raise ConfigurationError(
+            f"{parameter} must be 1-256 characters of [0-9A-Za-z_-]; got {value!r}"
+        )
+
+
+def ttl_to_ms(ttl: float | None) -> int | None:
+    """Validate a TTL in seconds; return whole milliseconds (>= 1) or ``None``."""
+    seconds = validate_ttl(ttl)
+    if seconds is None:
+        return None
+    # round(), not ceil(): 0.3 * 1000 is 300.00000000000006 and must stay 300 ms.
+    ms = max(1, round(seconds * 1000))
+    if ms > MAX_TTL_MS:
+        raise ConfigurationError(f"ttl is too large for Redis: {ttl!r} seconds")
+    return ms
+
+
+def check_k(k: object) -> int:
+    """Return ``k`` (results wanted), checked to be an integer >= 1."""
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ConfigurationError(f"k must be an integer >= 1; got {k!r}")
+    return k
+
+
+def check_max_distance(max_distance: object) -> float:
+    """Return ``max_distance`` as a ``float``, checked to be a number (not NaN)."""
+    if (
+        not isinstance(max_distance, int | float)
+        or isinstance(max_distance, bool)
+        or math.isnan(max_distance)
+    ):
+        raise ConfigurationError(f"max_distance must be a number; got {max_distance!r}")
+    return float(max_distance)
+
+
+def glob_escape(text: str) -> str:
+    """Escape ``text`` so that a Redis MATCH pattern matches it literally."""
+    return "".join("\\" + ch if ch in GLOB_SPECIAL else ch for ch in text)
+
+
+def encode_vector(vector: Vector, dtype: np.dtype[Any], dimension: int | None) -> npt.NDArray[Any]:
+    """Return ``vector`` as a 1-D little-endian array of ``dtype``, checked.
+
+    Raises:
+        ConfigurationError: not 1-D, wrong dimension, zero, or NaN/infinity (after the
+            conversion, so a value too large for FLOAT16 counts as infinity).
+    """
+    import numpy as np
+
+    array = np.asarray(vector, dtype=dtype)
+    if array.ndim != 1 or array.size == 0:
+        raise ConfigurationError("vector must be a non-empty 1-D sequence of numbers")
+    if dimension is not None and array.size != dimension:
+        raise ConfigurationError(
+            f"vector has dimension {array.size}; this store holds {dimension}-dimensional vectors"
+        )
+    # One dot product checks both "non-zero" and "finite" (NaN and inf make it fail).
+    square = float(np.dot(array, array))
+    if not 0.0 < square < math.inf:
+        if not np.all(np.isfinite(array)):
+            raise ConfigurationError("vector contains NaN or infinity")
+        if square == 0.0:
+            raise ConfigurationError("vector is the zero vector (no cosine distance)")
+        # Finite but the squared norm overflowed: harmless, the server normalises.
+    return array
+
+
+async def unlink_matching(
+    client: Redis | RedisCluster, pattern: str, batch_size: int, *, count: int = 1000
+) -> int:
+    """SCAN for ``pattern`` and UNLINK in batches; return how many keys were removed.
+
+    ``count`` is the ``COUNT`` hint of each ``SCAN``, ``batch_size`` the keys per
+    ``UNLINK``. Driver errors propagate (the caller maps them).
+    """
+    removed = 0
+    batch: list[bytes] = []
+    # The cluster client's scan_iter walks every primary (UNLINK is split per slot there);
+    # the standalone one the single server. Both yield raw key bytes (decode_responses=False).
+    async for key in client.scan_iter(match=pattern, count=count):
+        batch.append(key)
+        if len(batch) >= batch_size:
+            removed += await client.unlink(*batch)
+            batch.clear()
+    if batch:
+        removed += await client.unlink(*batch)
+    return removed
+
+
+def check_client(client: object, owner: str) -> None:
+    """Check that ``client`` is a ``redis.asyncio`` client that does not decode replies."""
+    if not isinstance(client, Redis | RedisCluster):
+        raise ConfigurationError(
+            "client must be a redis.asyncio.Redis or redis.asyncio.cluster.RedisCluster, "
+            f"got {type(client).__name__}"
+        )
+    if client.get_encoder().decode_responses:
+        raise ConfigurationError(
+            f"client must be created with decode_responses=False: {owner} moves opaque bytes"
+        )
