@@ -18,6 +18,7 @@ value is encoded or decoded.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Sequence
@@ -60,12 +61,14 @@ def _dumps(envelope: dict[str, Any]) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
+@functools.cache
 def _message_classes() -> dict[str, type[Any]]:
     from langchain_core.messages import AIMessage, AIMessageChunk, ChatMessage
 
     return {"AIMessage": AIMessage, "AIMessageChunk": AIMessageChunk, "ChatMessage": ChatMessage}
 
 
+@functools.cache
 def _generation_classes() -> dict[str, type[Any]]:
     from langchain_core.outputs import (
         ChatGeneration,
@@ -176,8 +179,57 @@ def _decode_generation(item: Any) -> Any:
     message_kind = message.get("c")
     if message_kind not in _MESSAGE_KINDS:
         raise _fail(f"message class {message_kind!r} is not allowed")
-    message_obj = _message_classes()[message_kind].model_validate(message["f"])
+    if message_kind == "AIMessage":
+        message_obj = _ai_message(message["f"])
+    else:
+        message_obj = _message_classes()[message_kind].model_validate(message["f"])
     return cls(message=message_obj, generation_info=info)
+
+
+@functools.cache
+def _ai_message_fields() -> frozenset[str]:
+    return frozenset(_message_classes()["AIMessage"].model_fields)
+
+
+def _is_optional_str(value: Any) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _ai_message(fields: dict[str, Any]) -> Any:
+    """Rebuild an ``AIMessage`` from the fields :func:`encode` wrote, checking each field's
+    shape here and skipping pydantic's (much slower) validation of the same data: the hot
+    path of every LangChain chat hit. Anything unexpected raises SerializationError."""
+    cls = _message_classes()["AIMessage"]
+    if not fields.keys() <= _ai_message_fields() or fields.get("type", "ai") != "ai":
+        raise _fail("AIMessage fields are not AIMessage's")
+    content = fields.get("content", "")
+    if not isinstance(content, str) and not (
+        isinstance(content, list) and all(isinstance(b, (str, dict)) for b in content)
+    ):
+        raise _fail("AIMessage content is neither text nor a list of blocks")
+    for name in ("additional_kwargs", "response_metadata"):
+        if not isinstance(fields.get(name, {}), dict):
+            raise _fail(f"AIMessage {name} is not an object")
+    if not (_is_optional_str(fields.get("name")) and _is_optional_str(fields.get("id"))):
+        raise _fail("AIMessage name/id is not text")
+    for name in ("tool_calls", "invalid_tool_calls"):
+        calls = fields.get(name, [])
+        if not isinstance(calls, list) or not all(isinstance(c, dict) for c in calls):
+            raise _fail(f"AIMessage {name} is not a list of objects")
+    for call in fields.get("tool_calls", []):
+        if not (
+            isinstance(call.get("name"), str)
+            and isinstance(call.get("args"), dict)
+            and _is_optional_str(call.get("id"))
+        ):
+            raise _fail("a tool call lacks a name, args or id")
+    usage = fields.get("usage_metadata")
+    if usage is not None and not (
+        isinstance(usage, dict)
+        and all(isinstance(usage.get(k), int) for k in ("input_tokens", "output_tokens"))
+    ):
+        raise _fail("AIMessage usage_metadata is malformed")
+    return cls.model_construct(**fields)
 
 
 def decode(payload: bytes) -> DecodedEntry:

@@ -20,9 +20,12 @@ class LangChainEmbedder:
     LangChain's default ``aembed_*``) run in an anyio worker thread, never on the event
     loop. One text is always embedded with the *query* method, on both the lookup and the
     write path, so the two sides of a comparison are embedded the same way.
+
+    With ``inline=True`` the sync methods are called directly, blocking: only for cores
+    driven without an event loop by llmemo's sync faces.
     """
 
-    def __init__(self, embeddings: Embeddings) -> None:
+    def __init__(self, embeddings: Embeddings, *, inline: bool = False) -> None:
         """Wrap ``embeddings``; does no I/O.
 
         Raises:
@@ -36,6 +39,7 @@ class LangChainEmbedder:
                 f"embed_documents); got {type(embeddings).__qualname__}"
             )
         self.embeddings = embeddings
+        self.inline = inline
         self._native_async = self._has_native_async(embeddings)
 
     @staticmethod
@@ -50,6 +54,10 @@ class LangChainEmbedder:
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """Return one vector per text, in order, without blocking the loop."""
         items = list(texts)
+        if self.inline:
+            if len(items) == 1:
+                return [list(self.embeddings.embed_query(items[0]))]
+            return [list(v) for v in self.embeddings.embed_documents(items)]
         import anyio.to_thread  # loaded on first use: keeps `import llmemo` light
 
         if self._native_async:

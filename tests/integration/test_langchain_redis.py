@@ -313,3 +313,36 @@ async def test_semantic_round_trips(
     assert hit is not None and hit.kind == "semantic"
     assert embedded_at[0] - before == 1  # the exact probe
     assert round_trips.count - embedded_at[0] == 1  # the vector query, payload included
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sync_calls_inside_a_running_loop_complete(
+    semantic_factory: Any, backend: str, redis_url: str, unique_prefix: str
+) -> None:
+    """Sync LangChain calls made from async code neither deadlock nor leave the loop stuck."""
+    import threading
+
+    semantic = semantic_factory(backend)
+    exact = RedisCache(redis_url, prefix=f"{unique_prefix}-x")
+    outcome: dict[str, Any] = {}
+
+    async def scenario() -> None:
+        model = FakeListChatModel(responses=["Paris", "other"], cache=semantic)
+        outcome["semantic"] = [
+            model.invoke(FRANCE).content,
+            model.invoke(FRANCE_PARAPHRASE).content,
+        ]
+        exact.update("p", "llm", [Generation(text="x")])
+        outcome["exact"] = exact.lookup("p", "llm")
+        outcome["after"] = await asyncio.wait_for(asyncio.sleep(0.01, "loop alive"), 5)
+
+    runner = threading.Thread(target=lambda: asyncio.run(scenario()), daemon=True)
+    runner.start()
+    runner.join(timeout=30)
+    assert not runner.is_alive(), "a sync call inside a running loop deadlocked"
+    assert outcome == {
+        "semantic": ["Paris", "Paris"],
+        "exact": [Generation(text="x")],
+        "after": "loop alive",
+    }
+    exact.clear()

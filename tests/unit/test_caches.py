@@ -254,3 +254,15 @@ async def test_megabyte_prompt_round_trips() -> None:
     sem, _, _ = semantic()
     await sem.aupdate(prompt, LLM, generations)
     assert (await sem.alookup(prompt, LLM)).value == generations  # type: ignore[union-attr]
+
+
+async def test_without_exact_first_a_repeat_is_found_by_the_vector_query() -> None:
+    cache, embeddings, _ = semantic(exact_first=False)
+    await cache.aupdate(FRANCE, LLM, "Paris")
+    hit = await cache.alookup(FRANCE, LLM)
+    assert hit is not None and hit.kind == "exact" and hit.value == "Paris"
+    paraphrase = await cache.alookup(FRANCE_PARAPHRASE, LLM)
+    assert paraphrase is not None and paraphrase.kind == "semantic"
+    assert embeddings.calls == [FRANCE, FRANCE_PARAPHRASE]  # memoised, then one new text
+    with pytest.raises(ConfigurationError, match="exact_first"):
+        semantic(exact_first="no")

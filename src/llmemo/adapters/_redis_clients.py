@@ -1,30 +1,43 @@
-"""Async Redis clients for the adapters, one per event loop, from what the user gave.
+"""Redis clients for the adapters, made from what the user gave (a URL or a client).
 
 langchain-redis users pass a URL or a ready *sync* ``redis.Redis``; async users may pass
 a ``redis.asyncio.Redis``. A ``redis.asyncio`` client is bound to the loop it first runs
 on, and the adapters run on several loops (the caller's, ``asyncio.run`` after
-``asyncio.run``, the sync wrapper's own), so llmemo never shares the given client across
-loops: it copies the given client's connection settings (host, port or socket path, db,
-credentials, TLS, timeouts, RESP version) into a fresh ``redis.asyncio`` client per loop,
-and closes the clients it made. The given client itself is never used or closed.
+``asyncio.run``), so llmemo never shares the given client: it copies the given client's
+connection settings (host, port or socket path, db, credentials, TLS, timeouts, RESP
+version) into clients of its own — a fresh ``redis.asyncio`` client per event loop, and
+one thread-safe sync client for the sync face — and closes what it made. The given client
+itself is never used or closed.
+
+The pools llmemo creates are *blocking* pools: past ``max_connections`` (default
+:data:`DEFAULT_MAX_CONNECTIONS`) a caller waits up to ``pool_timeout`` seconds for a free
+connection instead of failing at once (redis-py's default pools raise "Too many
+connections" past 100, which would turn a burst of concurrent lookups into errors).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from llmemo.errors import ConfigurationError
 
 if TYPE_CHECKING:
+    import redis
     from redis.asyncio import Redis as AsyncRedis
 
-__all__ = ["async_client_factory"]
+__all__ = ["DEFAULT_MAX_CONNECTIONS", "DEFAULT_POOL_TIMEOUT", "RedisClientFactory"]
 
-# Settings that cannot cross from a sync to an async connection (driver objects of the
-# sync world) or that llmemo must choose itself (stores move opaque bytes).
+#: Connections per pool (one pool per event loop, one for the sync face).
+DEFAULT_MAX_CONNECTIONS = 64
+#: Seconds a caller waits for a free pooled connection before a connection error.
+DEFAULT_POOL_TIMEOUT = 5.0
+
+# Settings that cannot cross between sync and async connections (driver objects of one
+# world) or that llmemo must choose itself (stores move opaque bytes).
 _NOT_COPIED = frozenset({"retry", "parser_class", "decode_responses", "encoding_errors"})
+_CONNECTION_CLASSES = ("UnixDomainSocketConnection", "SSLConnection", "Connection")
 
 
 def _accepted_parameters(cls: type) -> frozenset[str]:
@@ -37,89 +50,136 @@ def _accepted_parameters(cls: type) -> frozenset[str]:
     return frozenset(names)
 
 
-def _async_connection_class(sync_or_async_class: type) -> type:
-    from redis.asyncio import connection as aio
-
-    by_name = {
-        "Connection": aio.Connection,
-        "SSLConnection": aio.SSLConnection,
-        "UnixDomainSocketConnection": aio.UnixDomainSocketConnection,
-    }
-    for klass in sync_or_async_class.__mro__:
-        if klass.__name__ in by_name:
-            return by_name[klass.__name__]
+def _counterpart(connection_class: type, module: Any) -> type:
+    """The class of ``module`` (sync or asyncio connections) matching ``connection_class``."""
+    for klass in connection_class.__mro__:
+        if klass.__name__ in _CONNECTION_CLASSES:
+            return getattr(module, klass.__name__)  # type: ignore[no-any-return]
     raise ConfigurationError(
-        f"redis_client uses connection class {sync_or_async_class.__qualname__}, which "
-        "llmemo cannot reproduce for asyncio; pass redis_url instead"
+        f"redis_client uses connection class {connection_class.__qualname__}, which llmemo "
+        "cannot reproduce; pass redis_url instead"
     )
 
 
-def async_client_factory(
-    redis_url: str | None,
-    redis_client: Any = None,
-    client_kwargs: dict[str, Any] | None = None,
-) -> Callable[[], AsyncRedis]:
-    """Return a factory of fresh ``redis.asyncio.Redis`` clients (one call per loop).
+@dataclass(frozen=True)
+class _Settings:
+    connection_class_name: str
+    kwargs: dict[str, Any]
 
-    Args:
-        redis_url: ``redis://``, ``rediss://`` or ``unix://`` URL, used when
-            ``redis_client`` is ``None``.
-        redis_client: A sync ``redis.Redis`` or a ``redis.asyncio.Redis`` whose
-            connection settings are copied (it is not used or closed by llmemo).
-        client_kwargs: Extra keyword arguments for the clients made from ``redis_url``
-            (e.g. ``socket_timeout``); ``decode_responses`` is always ``False``.
 
-    Raises:
-        ConfigurationError: no usable URL or client, a cluster client (not supported
-            here yet), a client that decodes responses, or an unknown connection class.
-        TypeError: ``redis_client`` is not a redis-py client.
+@dataclass(frozen=True)
+class RedisClientFactory:
+    """Makes llmemo's own Redis clients from a URL or from a given client's settings.
+
+    Construction parses and validates (no I/O); :meth:`make_async` and :meth:`make_sync`
+    build clients that connect lazily.
     """
-    import redis
-    import redis.asyncio as aioredis
-    from redis.asyncio.connection import ConnectionPool
 
-    extra = dict(client_kwargs or {})
-    if extra.pop("decode_responses", False):
-        raise ConfigurationError("decode_responses must be False: llmemo stores opaque bytes")
-    if redis_client is None:
-        if not isinstance(redis_url, str) or not redis_url:
-            raise ConfigurationError(f"redis_url must be a non-empty URL; got {redis_url!r}")
-        url = redis_url
-        # Parse now so a malformed URL fails at construction, not at the first lookup.
-        try:
-            ConnectionPool.from_url(url)
-        except ValueError as exc:
-            raise ConfigurationError(f"redis_url is not a valid Redis URL: {exc}") from exc
-        return lambda: aioredis.Redis.from_url(url, decode_responses=False, **extra)
+    url: str | None
+    settings: _Settings | None
+    pool: dict[str, Any]
+    extra: dict[str, Any]
 
-    if isinstance(redis_client, (redis.RedisCluster, aioredis.RedisCluster)):
-        raise ConfigurationError(
-            "redis_client is a RedisCluster; cluster clients are not supported by this "
-            "cache yet (pass a standalone client or URL)"
-        )
-    if not isinstance(redis_client, (redis.Redis, aioredis.Redis)):
-        raise TypeError(
-            "redis_client must be a redis.Redis or redis.asyncio.Redis; "
-            f"got {type(redis_client).__qualname__}"
-        )
-    pool = redis_client.connection_pool
-    connection_class = _async_connection_class(pool.connection_class)
-    accepted = _accepted_parameters(connection_class)
-    settings = {
-        key: value
-        for key, value in pool.connection_kwargs.items()
-        if key in accepted and key not in _NOT_COPIED
-    }
-    settings.update(extra)
-    max_connections = getattr(pool, "max_connections", None)
+    @classmethod
+    def create(
+        cls,
+        redis_url: str | None,
+        redis_client: Any = None,
+        client_kwargs: dict[str, Any] | None = None,
+    ) -> RedisClientFactory:
+        """Validate what the user gave.
 
-    def make() -> AsyncRedis:
-        new_pool = ConnectionPool(
-            connection_class=connection_class,
-            max_connections=max_connections,
-            decode_responses=False,
-            **settings,
-        )
-        return aioredis.Redis.from_pool(new_pool)
+        Args:
+            redis_url: ``redis://``, ``rediss://`` or ``unix://`` URL, used when
+                ``redis_client`` is ``None``.
+            redis_client: A sync ``redis.Redis`` or a ``redis.asyncio.Redis`` whose
+                connection settings are copied (it is not used or closed by llmemo).
+            client_kwargs: Extra keyword arguments for llmemo's clients (e.g.
+                ``socket_timeout``, ``max_connections``, and ``pool_timeout`` for the wait
+                for a free connection); ``decode_responses`` is always ``False``.
 
-    return make
+        Raises:
+            ConfigurationError: no usable URL or client, a cluster client (not supported
+                here yet), ``decode_responses=True``, or an unknown connection class.
+            TypeError: ``redis_client`` is not a redis-py client.
+        """
+        import redis
+        import redis.asyncio as aioredis
+
+        extra = dict(client_kwargs or {})
+        if extra.pop("decode_responses", False):
+            raise ConfigurationError("decode_responses must be False: llmemo stores opaque bytes")
+        pool = {
+            "max_connections": extra.pop("max_connections", DEFAULT_MAX_CONNECTIONS),
+            "timeout": extra.pop("pool_timeout", DEFAULT_POOL_TIMEOUT),
+        }
+        if redis_client is None:
+            if not isinstance(redis_url, str) or not redis_url:
+                raise ConfigurationError(f"redis_url must be a non-empty URL; got {redis_url!r}")
+            try:  # parse now: a malformed URL fails here, not at the first lookup
+                redis.ConnectionPool.from_url(redis_url)
+            except ValueError as exc:
+                raise ConfigurationError(f"redis_url is not a valid Redis URL: {exc}") from exc
+            return cls(redis_url, None, pool, extra)
+        if isinstance(redis_client, (redis.RedisCluster, aioredis.RedisCluster)):
+            raise ConfigurationError(
+                "redis_client is a RedisCluster; cluster clients are not supported by this "
+                "cache yet (pass a standalone client or URL)"
+            )
+        if not isinstance(redis_client, (redis.Redis, aioredis.Redis)):
+            raise TypeError(
+                "redis_client must be a redis.Redis or redis.asyncio.Redis; "
+                f"got {type(redis_client).__qualname__}"
+            )
+        given = redis_client.connection_pool
+        name = _counterpart(given.connection_class, redis.connection).__name__
+        settings = _Settings(name, {**given.connection_kwargs, **extra})
+        return cls(None, settings, pool, {})
+
+    def _kwargs_for(self, connection_class: type) -> dict[str, Any]:
+        assert self.settings is not None
+        accepted = _accepted_parameters(connection_class)
+        return {
+            key: value
+            for key, value in self.settings.kwargs.items()
+            if key in accepted and key not in _NOT_COPIED
+        }
+
+    def make_async(self) -> AsyncRedis:
+        """A new ``redis.asyncio.Redis`` (for the calling event loop) that owns its pool."""
+        import redis.asyncio as aioredis
+        from redis.asyncio import connection as aio_connection
+
+        if self.url is not None:
+            pool = aio_connection.BlockingConnectionPool.from_url(
+                self.url, decode_responses=False, **self.pool, **self.extra
+            )
+        else:
+            assert self.settings is not None
+            connection_class = getattr(aio_connection, self.settings.connection_class_name)
+            pool = aio_connection.BlockingConnectionPool(
+                connection_class=connection_class,
+                decode_responses=False,
+                **self.pool,
+                **self._kwargs_for(connection_class),
+            )
+        return aioredis.Redis.from_pool(pool)
+
+    def make_sync(self) -> redis.Redis:
+        """A new thread-safe sync ``redis.Redis`` that owns its pool."""
+        import redis
+
+        if self.url is not None:
+            pool = redis.BlockingConnectionPool.from_url(
+                self.url, decode_responses=False, **self.pool, **self.extra
+            )
+        else:
+            assert self.settings is not None
+            connection_class = getattr(redis.connection, self.settings.connection_class_name)
+            pool = redis.BlockingConnectionPool(  # type: ignore[no-untyped-call]
+                connection_class=connection_class,
+                decode_responses=False,
+                **self.pool,
+                **self._kwargs_for(connection_class),
+            )
+        return redis.Redis.from_pool(pool)

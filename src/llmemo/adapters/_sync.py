@@ -22,7 +22,7 @@ import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
-__all__ = ["PerLoop", "run_sync"]
+__all__ = ["PerLoop", "run_now", "run_sync"]
 
 T = TypeVar("T")
 
@@ -143,6 +143,25 @@ def run_sync(function: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
             state = _thread_state.loop = _ThreadLoop()
         return state.loop.run_until_complete(function(*args))
     return _get_portal().call(function, *args)  # type: ignore[no-any-return]
+
+
+def run_now(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never suspends to completion, with no event loop at all.
+
+    The sync faces drive the async core this way over stores whose coroutines complete
+    without awaiting anything pending (in-memory stores, the blocking Redis store, inline
+    embedders): same code as the async path, none of an event loop's cost.
+
+    Raises:
+        RuntimeError: the coroutine suspended (a store or embedder that needs a loop was
+            used on this path: a bug in llmemo). Exceptions of the coroutine propagate.
+    """
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coroutine.close()
+    raise RuntimeError("llmemo: a sync-driven cache operation tried to wait on an event loop")
 
 
 class PerLoop(Generic[T]):

@@ -1,9 +1,16 @@
 """LangChain ``BaseCache`` adapters over llmemo's async core.
 
-``alookup``/``aupdate``/``aclear`` are native coroutines (no thread pool); the sync
-``lookup``/``update``/``clear`` run the same coroutines through
-:func:`llmemo.adapters._sync.run_sync`. Cores whose store is loop-bound are kept one per
-running event loop; in-memory cores are shared by every loop and thread.
+``alookup``/``aupdate``/``aclear`` are native coroutines (no thread pool). The sync
+``lookup``/``update``/``clear`` run the same core code in one of two ways:
+
+* with a *sync core* (a core whose store and embedder never suspend: in-memory stores,
+  the blocking Redis key store, inline embeddings), the coroutine is driven to completion
+  directly (:func:`~llmemo.adapters._sync.run_now`), with no event loop and no thread;
+* otherwise through :func:`~llmemo.adapters._sync.run_sync` (a private loop per thread,
+  or a background loop when called from inside a running loop).
+
+Cores whose store is loop-bound are kept one per running event loop; in-memory cores are
+shared by every loop and thread.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
 from langchain_core.outputs import Generation
 
-from llmemo.adapters._sync import PerLoop, run_sync
+from llmemo.adapters._sync import PerLoop, run_now, run_sync
 from llmemo.caches.base import CacheHit, CacheStats
 from llmemo.caches.exact import ExactCache
 from llmemo.caches.semantic import SemanticCache
@@ -31,6 +38,7 @@ __all__ = [
     "InMemorySemanticCache",
     "LangChainCache",
     "check_return_val",
+    "inline_embedder",
     "to_embedder",
 ]
 
@@ -73,6 +81,14 @@ def check_return_val(return_val: object) -> list[Generation]:
     return list(return_val)
 
 
+def inline_embedder(embeddings: Embeddings | Embedder) -> Embedder | None:
+    """An embedder for sync-driven cores (calls the sync methods inline), or ``None`` when
+    ``embeddings`` is an llmemo ``Embedder`` (async only)."""
+    if not hasattr(embeddings, "embed_query"):
+        return None
+    return LangChainEmbedder(embeddings, inline=True)  # type: ignore[arg-type]
+
+
 def to_embedder(embeddings: Embeddings | Embedder) -> Embedder:
     """Return an llmemo :class:`~llmemo.stores.base.Embedder` for LangChain embeddings.
 
@@ -84,13 +100,28 @@ def to_embedder(embeddings: Embeddings | Embedder) -> Embedder:
     return LangChainEmbedder(embeddings)  # type: ignore[arg-type]
 
 
+async def _lookup_hit(core: CoreCache, prompt: str, llm_string: str) -> CacheHit | None:
+    hit = await core.alookup(prompt, llm_string)
+    if hit is None or not isinstance(hit.value, list):
+        return None
+    if not hit.value or not all(isinstance(item, Generation) for item in hit.value):
+        # An entry written through the core API under the same key: not ours to serve.
+        return None
+    return hit
+
+
+async def _update(core: CoreCache, prompt: str, llm_string: str, return_val: object) -> None:
+    await core.aupdate(prompt, llm_string, check_return_val(return_val))
+
+
 class LangChainCache(BaseCache):
     """A LangChain ``BaseCache`` over any llmemo core cache.
 
     Pass ``core`` for a core that may be shared by every loop and thread (in-memory
     stores), or ``core_factory`` for cores holding loop-bound resources: the factory is
-    called once per running event loop (on that loop), and llmemo closes cores made for
-    its own private loops.
+    called once per running event loop (on that loop), and each core is closed on its
+    loop when that loop shuts down. ``sync_core``, if given, serves the sync methods: it
+    must never suspend (see the module docstring) and must be thread-safe.
 
     Lookups return a ``list`` of generations or ``None`` (LangChain treats anything but a
     ``list`` as a miss). Errors of the core propagate.
@@ -101,6 +132,7 @@ class LangChainCache(BaseCache):
         core: CoreCache | None = None,
         *,
         core_factory: Callable[[], CoreCache] | None = None,
+        sync_core: CoreCache | None = None,
     ) -> None:
         """Wrap a core (shared) or a per-loop core factory; exactly one of them.
 
@@ -112,6 +144,9 @@ class LangChainCache(BaseCache):
         self._shared = core
         self._per_loop: PerLoop[CoreCache] | None = None
         self._stats = core.stats if core is not None else CacheStats()
+        self._sync_core = sync_core
+        if sync_core is not None:
+            sync_core.stats = self._stats
         if core_factory is not None:
             factory = core_factory
 
@@ -140,17 +175,11 @@ class LangChainCache(BaseCache):
     async def alookup_hit(self, prompt: str, llm_string: str) -> CacheHit | None:
         """Like :meth:`alookup`, but return the :class:`~llmemo.caches.base.CacheHit`
         (kind, distance, entry id, age) instead of the bare generations."""
-        hit = await self.core().alookup(prompt, llm_string)
-        if hit is None or not isinstance(hit.value, list):
-            return None
-        if not hit.value or not all(isinstance(item, Generation) for item in hit.value):
-            # An entry written through the core API under the same key: not ours to serve.
-            return None
-        return hit
+        return await _lookup_hit(self.core(), prompt, llm_string)
 
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         """Return the cached generations for ``(prompt, llm_string)``, or ``None``."""
-        hit = await self.alookup_hit(prompt, llm_string)
+        hit = await _lookup_hit(self.core(), prompt, llm_string)
         return None if hit is None else hit.value
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
@@ -159,24 +188,49 @@ class LangChainCache(BaseCache):
         Raises:
             TypeError / ConfigurationError: bad arguments (nothing is stored).
         """
-        generations = check_return_val(return_val)
-        await self.core().aupdate(prompt, llm_string, generations)
+        await _update(self.core(), prompt, llm_string, return_val)
 
     async def aclear(self, **kwargs: Any) -> None:
         """Remove every entry of this cache (only this cache's namespace)."""
         await self.core().aclear()
 
+    def lookup_hit(self, prompt: str, llm_string: str) -> CacheHit | None:
+        """Sync :meth:`alookup_hit`."""
+        if self._sync_core is not None:
+            return run_now(_lookup_hit(self._sync_core, prompt, llm_string))
+        return run_sync(self.alookup_hit, prompt, llm_string)
+
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
-        """Sync :meth:`alookup` (runs the async core; safe inside a running loop)."""
-        return run_sync(self.alookup, prompt, llm_string)
+        """Sync :meth:`alookup`; safe to call from inside a running event loop."""
+        hit = self.lookup_hit(prompt, llm_string)
+        return None if hit is None else hit.value
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Sync :meth:`aupdate`."""
-        run_sync(self.aupdate, prompt, llm_string, return_val)
+        if self._sync_core is not None:
+            run_now(_update(self._sync_core, prompt, llm_string, return_val))
+        else:
+            run_sync(self.aupdate, prompt, llm_string, return_val)
 
     def clear(self, **kwargs: Any) -> None:
         """Sync :meth:`aclear`."""
-        run_sync(self.aclear)
+        if self._sync_core is not None:
+            run_now(self._sync_core.aclear())
+        else:
+            run_sync(self.aclear)
+
+    async def aclose(self) -> None:
+        """Release the calling loop's core (its connections); the cache stays usable and
+        reconnects on next use. Cores of other loops close when their loops shut down."""
+        if self._per_loop is not None:
+            core = self._per_loop.pop_current()
+            if core is not None:
+                await self._close_core(core)
+
+    def close(self) -> None:
+        """Release what the sync methods hold (e.g. the sync Redis client's connections)."""
+        if self._sync_core is not None and self._sync_core is not self._shared:
+            run_now(self._sync_core.aclose())
 
     @property
     def stats(self) -> CacheStats:
@@ -211,7 +265,8 @@ class InMemoryCache(LangChainCache):
             ConfigurationError: a parameter is out of range (the message names it).
         """
         store = MemoryKeyStore(max_entries=maxsize, max_bytes=max_bytes)
-        super().__init__(ExactCache(store, namespace=namespace, ttl=ttl))
+        core = ExactCache(store, namespace=namespace, ttl=ttl)
+        super().__init__(core, sync_core=core)
 
 
 class InMemorySemanticCache(LangChainCache):
@@ -230,26 +285,38 @@ class InMemorySemanticCache(LangChainCache):
         *,
         maxsize: int | None = None,
         namespace: str = "llmemo",
+        exact_first: bool = True,
     ) -> None:
         """Create an empty cache.
 
         Args:
-            embeddings: Any LangChain ``Embeddings`` (async methods used when native;
-                sync-only ones run in a worker thread), or an llmemo ``Embedder``.
+            embeddings: Any LangChain ``Embeddings`` (on async paths: awaited when
+                natively async, else run in a worker thread; sync calls embed inline), or
+                an llmemo ``Embedder``.
             distance_threshold: Largest cosine distance in ``[0, 2]`` served as a hit.
             ttl: Seconds an entry lives, or ``None``.
             maxsize: Most entries kept (least recently used evicted), or ``None``.
             namespace: Namespace hashed into every partition.
+            exact_first: Probe for the exact prompt before embedding (see
+                :class:`~llmemo.caches.semantic.SemanticCache`).
 
         Raises:
             ConfigurationError: a parameter is out of range (the message names it).
             TypeError: ``embeddings`` is not an embeddings object.
         """
-        core = SemanticCache(
-            MemoryVectorStore(max_entries=maxsize),
-            to_embedder(embeddings),
-            namespace=namespace,
-            distance_threshold=distance_threshold,
-            ttl=ttl,
+        store = MemoryVectorStore(max_entries=maxsize)
+
+        def make(embedder: Embedder) -> SemanticCache:
+            return SemanticCache(
+                store,
+                embedder,
+                namespace=namespace,
+                distance_threshold=distance_threshold,
+                ttl=ttl,
+                exact_first=exact_first,
+            )
+
+        inline = inline_embedder(embeddings)
+        super().__init__(
+            make(to_embedder(embeddings)), sync_core=None if inline is None else make(inline)
         )
-        super().__init__(core)

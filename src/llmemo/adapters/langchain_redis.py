@@ -7,14 +7,15 @@ written atomically with each entry, and ``clear()`` scoped to the cache's own ke
 
 Each running event loop gets its own ``redis.asyncio`` client (see
 :mod:`llmemo.adapters._redis_clients`), created on first use there and closed when that
-loop is shut down. No constructor does I/O.
+loop is shut down. The sync methods of :class:`RedisCache` use one thread-safe sync client
+and no event loop. No constructor does I/O.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from llmemo.adapters._redis_clients import async_client_factory
+from llmemo.adapters._redis_clients import RedisClientFactory
 from llmemo.adapters.langchain import CoreCache, LangChainCache, to_embedder
 from llmemo.caches.exact import ExactCache
 from llmemo.caches.semantic import SemanticCache
@@ -73,24 +74,29 @@ class RedisCache(_RedisLangChainCache):
             redis_client: A sync ``redis.Redis`` or a ``redis.asyncio.Redis``; llmemo
                 copies its connection settings into its own async clients and never uses
                 or closes the given one.
-            client_kwargs: Extra arguments for llmemo's clients (e.g. ``socket_timeout``).
+            client_kwargs: Extra arguments for llmemo's clients (``socket_timeout``,
+                ``max_connections``, ``pool_timeout``, ...).
 
         Raises:
             ConfigurationError: a parameter is invalid (the message names it).
             TypeError: ``redis_client`` is not a redis-py client.
         """
         config = CacheConfig(namespace=validate_namespace(prefix, parameter="prefix"), ttl=ttl)
-        make_client = async_client_factory(redis_url, redis_client, client_kwargs)
+        clients = RedisClientFactory.create(redis_url, redis_client, client_kwargs)
         self.prefix = config.namespace
         self.ttl = config.ttl
 
         def make_core() -> CoreCache:
             from llmemo.stores.redis.keystore import RedisKeyStore
 
-            store = RedisKeyStore(make_client())
+            store = RedisKeyStore(clients.make_async())
             return ExactCache(store, namespace=config.namespace, ttl=config.ttl)
 
-        super().__init__(core_factory=make_core)
+        from llmemo.stores.redis.blocking import BlockingRedisKeyStore
+
+        sync_store = BlockingRedisKeyStore(clients.make_sync(), owns_client=True)
+        sync_core = ExactCache(sync_store, namespace=config.namespace, ttl=config.ttl)
+        super().__init__(core_factory=make_core, sync_core=sync_core)
 
 
 class RedisSemanticCache(_RedisLangChainCache):
@@ -118,6 +124,7 @@ class RedisSemanticCache(_RedisLangChainCache):
         *,
         vector_backend: VectorBackend = "auto",
         algorithm: str = "HNSW",
+        exact_first: bool = True,
         client_kwargs: dict[str, Any] | None = None,
     ) -> None:
         """Create the cache; connects (and probes or creates the index) on first use.
@@ -135,7 +142,11 @@ class RedisSemanticCache(_RedisLangChainCache):
                 ``VADD``/``VSIM``) or ``"auto"``: RediSearch when the server has it, else
                 vector sets (probed once, on first use).
             algorithm: RediSearch index algorithm, ``"HNSW"`` or ``"FLAT"``.
-            client_kwargs: Extra arguments for llmemo's clients.
+            exact_first: Probe for the exact prompt (one round trip, no embedding) before
+                the vector query; ``False`` makes every lookup embed and saves that round
+                trip on semantic hits and misses.
+            client_kwargs: Extra arguments for llmemo's clients (``socket_timeout``,
+                ``max_connections``, ``pool_timeout``, ...).
 
         Raises:
             ConfigurationError: a parameter is invalid (the message names it).
@@ -157,7 +168,7 @@ class RedisSemanticCache(_RedisLangChainCache):
         if not isinstance(algorithm, str) or algorithm.upper() not in ("HNSW", "FLAT"):
             raise ConfigurationError(f"algorithm must be 'HNSW' or 'FLAT'; got {algorithm!r}")
         embedder = to_embedder(embeddings)
-        make_client = async_client_factory(redis_url, redis_client, client_kwargs)
+        clients = RedisClientFactory.create(redis_url, redis_client, client_kwargs)
         self.name = name
         self.prefix = prefix
         self.ttl = config.ttl
@@ -165,13 +176,14 @@ class RedisSemanticCache(_RedisLangChainCache):
         chooser = self._backend_choice = _BackendChoice(vector_backend, root, algorithm.upper())
 
         def make_core() -> CoreCache:
-            store = chooser.store(make_client())
+            store = chooser.store(clients.make_async())
             return SemanticCache(
                 store,
                 embedder,
                 namespace=config.namespace,
                 distance_threshold=config.distance_threshold,
                 ttl=config.ttl,
+                exact_first=exact_first,
             )
 
         super().__init__(core_factory=make_core)

@@ -15,6 +15,7 @@ from llmemo.stores.base import KeyStore
 __all__ = ["ExactCache"]
 
 _DEFAULT = object()
+_PARTITION_MEMO_SIZE = 256
 
 
 class ExactCache:
@@ -52,10 +53,17 @@ class ExactCache:
         self.store = store
         self.stats = CacheStats()
         self._clock = clock
+        # An application uses few model configurations: remember their partitions.
+        self._partitions: dict[str, str] = {}
 
     def key(self, prompt: str, llm_string: str) -> str:
         """The store key of ``(prompt, llm_string)`` in this cache."""
-        partition = keys.partition_id(self.config.namespace, llm_string)
+        partition = self._partitions.get(llm_string)
+        if partition is None:
+            partition = keys.partition_id(self.config.namespace, llm_string)
+            if len(self._partitions) >= _PARTITION_MEMO_SIZE:
+                self._partitions.clear()
+            self._partitions[llm_string] = partition
         return keys.exact_key(self.config.namespace, partition, prompt)
 
     async def alookup(self, prompt: str, llm_string: str) -> CacheHit | None:

@@ -48,7 +48,8 @@ class _EmbeddingMemo:
 class SemanticCache:
     """An async semantic cache over a :class:`~llmemo.stores.base.VectorStore`.
 
-    A lookup tries the exact entry first (one ``get`` by prompt id, no embedding), then
+    A lookup tries the exact entry first (one ``get`` by prompt id, no embedding; see
+    ``exact_first``), then
     embeds the text of the prompt (see :func:`llmemo.text.split_prompt`) and asks the
     store for the nearest entry *of the same partition* within ``distance_threshold``.
     The partition hashes the namespace, ``llm_string`` and every part of the prompt that
@@ -71,6 +72,7 @@ class SemanticCache:
         distance_threshold: float = 0.2,
         ttl: float | None = None,
         embedding_memo_size: int = 1024,
+        exact_first: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """Create a cache; does no I/O.
@@ -82,6 +84,10 @@ class SemanticCache:
             distance_threshold: Largest cosine distance in ``[0, 2]`` served as a hit.
             ttl: Default seconds an entry lives, or ``None``.
             embedding_memo_size: Recent embeddings kept in process (0 disables).
+            exact_first: Look the exact prompt up (one ``get``, no embedding) before
+                the vector query. ``False`` saves that round trip on every semantic hit
+                and miss, at the price of embedding exact repeats too (they are then
+                found by the vector query, at distance ~0, and reported as exact).
             clock: Wall-clock seconds, used for entry ages.
 
         Raises:
@@ -93,6 +99,9 @@ class SemanticCache:
             distance_threshold=distance_threshold,
             embedding_memo_size=embedding_memo_size,
         )
+        if not isinstance(exact_first, bool):
+            raise ConfigurationError(f"exact_first must be a bool; got {exact_first!r}")
+        self.exact_first = exact_first
         self.store = store
         self.embedder = embedder
         self.stats = CacheStats()
@@ -147,18 +156,22 @@ class SemanticCache:
             else validate_distance_threshold(distance_threshold)
         )
         parts, partition, entry_id = self._locate(prompt, llm_string)
-        payload = await self.store.get(partition, entry_id)
-        if payload is not None:
-            hit = self._hit(payload, "exact", 0.0, entry_id)
-            if hit is not None:
-                return hit
+        if self.exact_first or not parts.text:
+            payload = await self.store.get(partition, entry_id)
+            if payload is not None:
+                hit = self._hit(payload, "exact", 0.0, entry_id)
+                if hit is not None:
+                    return hit
         if parts.text:
             vector = await self._embed(parts.text)
             matches = await self.store.search(partition, vector, k=1, max_distance=threshold)
             for match in matches:
                 if match.entry_id == entry_id:
-                    continue  # the exact entry, already found undecodable
-                hit = self._hit(match.payload, "semantic", match.distance, match.entry_id)
+                    if self.exact_first:
+                        continue  # the exact entry, already found undecodable
+                    hit = self._hit(match.payload, "exact", 0.0, entry_id)
+                else:
+                    hit = self._hit(match.payload, "semantic", match.distance, match.entry_id)
                 if hit is not None:
                     return hit
         self.stats.add("misses")
