@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -232,6 +232,32 @@ def _ai_message(fields: dict[str, Any]) -> Any:
     return cls.model_construct(**fields)
 
 
+@functools.cache
+def _fast_loads() -> Callable[[bytes], Any] | None:
+    # orjson parses ~3x faster than the stdlib; it is usually installed (langsmith, a
+    # langchain-core dependency, requires it on CPython) but llmemo does not require it.
+    try:
+        import orjson
+    except ImportError:
+        return None
+    return orjson.loads
+
+
+def _parse(payload: bytes) -> Any:
+    fast = _fast_loads()
+    if fast is not None:
+        try:
+            return fast(payload)
+        except ValueError:
+            # orjson refuses what the stdlib accepts here (encoded lone surrogates,
+            # integers beyond 64 bits, deep nesting): let the stdlib decide.
+            pass
+    try:
+        return json.loads(payload.decode("utf-8", "surrogatepass"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise _fail("not UTF-8 JSON") from exc
+
+
 def decode(payload: bytes) -> DecodedEntry:
     """Decode an entry written by :func:`encode` or :func:`encode_generations`.
 
@@ -241,10 +267,7 @@ def decode(payload: bytes) -> DecodedEntry:
             outside the allow-list, fields of the wrong type. Never executes code named
             in the payload.
     """
-    try:
-        envelope = json.loads(payload.decode("utf-8", "surrogatepass"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise _fail("not UTF-8 JSON") from exc
+    envelope = _parse(payload)
     if not isinstance(envelope, dict):
         raise _fail("not an object")
     if envelope.get("v") != CODEC_VERSION:

@@ -346,3 +346,15 @@ def test_sync_calls_inside_a_running_loop_complete(
         "after": "loop alive",
     }
     exact.clear()
+
+
+async def test_a_burst_larger_than_the_pool_waits_instead_of_failing(
+    redis_url: str, unique_prefix: str
+) -> None:
+    cache = RedisCache(redis_url, prefix=unique_prefix, client_kwargs={"max_connections": 4})
+    await cache.aupdate("p", "llm", [Generation(text="x")])
+    results = await asyncio.gather(*(cache.alookup("p", "llm") for _ in range(300)))
+    assert results == [[Generation(text="x")]] * 300
+    pool = cache.core().store.client.connection_pool  # type: ignore[attr-defined]
+    assert len(pool._available_connections) + len(pool._in_use_connections) <= 4
+    await cache.aclear()

@@ -15,7 +15,9 @@ shared by every loop and thread.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
@@ -25,6 +27,7 @@ from llmemo.adapters._sync import PerLoop, run_now, run_sync
 from llmemo.caches.base import CacheHit, CacheStats
 from llmemo.caches.exact import ExactCache
 from llmemo.caches.semantic import SemanticCache
+from llmemo.config import validate_optional_positive_int
 from llmemo.embedders import LangChainEmbedder
 from llmemo.errors import ConfigurationError
 from llmemo.stores.base import Embedder
@@ -114,6 +117,14 @@ async def _update(core: CoreCache, prompt: str, llm_string: str, return_val: obj
     await core.aupdate(prompt, llm_string, check_return_val(return_val))
 
 
+@dataclass(frozen=True, slots=True)
+class _LoopCore:
+    """A core and the limiter of concurrent operations on it (per event loop)."""
+
+    core: CoreCache
+    limiter: asyncio.Semaphore | None
+
+
 class LangChainCache(BaseCache):
     """A LangChain ``BaseCache`` over any llmemo core cache.
 
@@ -125,6 +136,11 @@ class LangChainCache(BaseCache):
 
     Lookups return a ``list`` of generations or ``None`` (LangChain treats anything but a
     ``list`` as a miss). Errors of the core propagate.
+
+    ``max_in_flight`` bounds how many operations run at once on each loop's core (excess
+    callers wait their turn): the adapters that own a connection pool set it to the pool's
+    size, so a burst of concurrent lookups never asks the pool for more connections than
+    it has, without the per-command cost of a blocking pool.
     """
 
     def __init__(
@@ -133,16 +149,18 @@ class LangChainCache(BaseCache):
         *,
         core_factory: Callable[[], CoreCache] | None = None,
         sync_core: CoreCache | None = None,
+        max_in_flight: int | None = None,
     ) -> None:
         """Wrap a core (shared) or a per-loop core factory; exactly one of them.
 
         Raises:
-            ConfigurationError: both or neither given.
+            ConfigurationError: both or neither given; ``max_in_flight`` not None or > 0.
         """
         if (core is None) == (core_factory is None):
             raise ConfigurationError("pass exactly one of core or core_factory")
-        self._shared = core
-        self._per_loop: PerLoop[CoreCache] | None = None
+        limit = validate_optional_positive_int(max_in_flight, parameter="max_in_flight")
+        self._shared = None if core is None else _LoopCore(core, None)
+        self._per_loop: PerLoop[_LoopCore] | None = None
         self._stats = core.stats if core is not None else CacheStats()
         self._sync_core = sync_core
         if sync_core is not None:
@@ -150,16 +168,25 @@ class LangChainCache(BaseCache):
         if core_factory is not None:
             factory = core_factory
 
-            def make_core() -> CoreCache:
+            def make_core() -> _LoopCore:
                 made = factory()
                 made.stats = self._stats  # one set of counters over every loop's core
-                return made
+                return _LoopCore(made, None if limit is None else asyncio.Semaphore(limit))
 
-            self._per_loop = PerLoop(make_core, self._close_core)
+            self._per_loop = PerLoop(make_core, self._close_loop_core)
+
+    async def _close_loop_core(self, bound: _LoopCore) -> None:
+        await self._close_core(bound.core)
 
     async def _close_core(self, core: CoreCache) -> None:
         """Release a per-loop core (awaited on its loop when that loop shuts down)."""
         await core.aclose()
+
+    def _bound(self) -> _LoopCore:
+        if self._shared is not None:
+            return self._shared
+        assert self._per_loop is not None
+        return self._per_loop.get()
 
     def core(self) -> CoreCache:
         """The core cache for the running loop (the shared one, if shared).
@@ -167,19 +194,20 @@ class LangChainCache(BaseCache):
         Raises:
             RuntimeError: per-loop cores and no running event loop.
         """
-        if self._shared is not None:
-            return self._shared
-        assert self._per_loop is not None
-        return self._per_loop.get()
+        return self._bound().core
 
     async def alookup_hit(self, prompt: str, llm_string: str) -> CacheHit | None:
         """Like :meth:`alookup`, but return the :class:`~llmemo.caches.base.CacheHit`
         (kind, distance, entry id, age) instead of the bare generations."""
-        return await _lookup_hit(self.core(), prompt, llm_string)
+        bound = self._bound()
+        if bound.limiter is None:
+            return await _lookup_hit(bound.core, prompt, llm_string)
+        async with bound.limiter:
+            return await _lookup_hit(bound.core, prompt, llm_string)
 
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         """Return the cached generations for ``(prompt, llm_string)``, or ``None``."""
-        hit = await _lookup_hit(self.core(), prompt, llm_string)
+        hit = await self.alookup_hit(prompt, llm_string)
         return None if hit is None else hit.value
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
@@ -188,11 +216,21 @@ class LangChainCache(BaseCache):
         Raises:
             TypeError / ConfigurationError: bad arguments (nothing is stored).
         """
-        await _update(self.core(), prompt, llm_string, return_val)
+        bound = self._bound()
+        if bound.limiter is None:
+            await _update(bound.core, prompt, llm_string, return_val)
+            return
+        async with bound.limiter:
+            await _update(bound.core, prompt, llm_string, return_val)
 
     async def aclear(self, **kwargs: Any) -> None:
         """Remove every entry of this cache (only this cache's namespace)."""
-        await self.core().aclear()
+        bound = self._bound()
+        if bound.limiter is None:
+            await bound.core.aclear()
+            return
+        async with bound.limiter:
+            await bound.core.aclear()
 
     def lookup_hit(self, prompt: str, llm_string: str) -> CacheHit | None:
         """Sync :meth:`alookup_hit`."""
@@ -223,13 +261,14 @@ class LangChainCache(BaseCache):
         """Release the calling loop's core (its connections); the cache stays usable and
         reconnects on next use. Cores of other loops close when their loops shut down."""
         if self._per_loop is not None:
-            core = self._per_loop.pop_current()
-            if core is not None:
-                await self._close_core(core)
+            bound = self._per_loop.pop_current()
+            if bound is not None:
+                await self._close_core(bound.core)
 
     def close(self) -> None:
         """Release what the sync methods hold (e.g. the sync Redis client's connections)."""
-        if self._sync_core is not None and self._sync_core is not self._shared:
+        shared = None if self._shared is None else self._shared.core
+        if self._sync_core is not None and self._sync_core is not shared:
             run_now(self._sync_core.aclose())
 
     @property

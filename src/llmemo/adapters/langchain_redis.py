@@ -96,7 +96,9 @@ class RedisCache(_RedisLangChainCache):
 
         sync_store = BlockingRedisKeyStore(clients.make_sync(), owns_client=True)
         sync_core = ExactCache(sync_store, namespace=config.namespace, ttl=config.ttl)
-        super().__init__(core_factory=make_core, sync_core=sync_core)
+        super().__init__(
+            core_factory=make_core, sync_core=sync_core, max_in_flight=clients.max_connections
+        )
 
 
 class RedisSemanticCache(_RedisLangChainCache):
@@ -186,7 +188,7 @@ class RedisSemanticCache(_RedisLangChainCache):
                 exact_first=exact_first,
             )
 
-        super().__init__(core_factory=make_core)
+        super().__init__(core_factory=make_core, max_in_flight=clients.max_connections)
 
     @property
     def vector_backend(self) -> str:
