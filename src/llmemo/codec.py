@@ -2,7 +2,8 @@
 
 An entry is UTF-8 JSON::
 
-    {"v": 1, "t": <written at, unix seconds>, "k": "lc" | "json", "d": <data>}
+    {"v": 1, "t": <written at, unix seconds>, "k": "lc" | "json", "d": <data>,
+     "s": <optional verifier signature: a JSON object>}
 
 * ``"lc"``: a list of LangChain generations, encoded field by field and rebuilt only
   from an explicit allow-list of classes (``Generation``, ``GenerationChunk``,
@@ -46,10 +47,12 @@ class DecodedEntry:
     Attributes:
         value: A ``list`` of LangChain generations, or the JSON value stored.
         written_at: When the entry was written (unix seconds).
+        signature: The hit verifier's signature stored with the entry, if any.
     """
 
     value: Any
     written_at: float
+    signature: dict[str, Any] | None = None
 
 
 def _dumps(envelope: dict[str, Any]) -> bytes:
@@ -110,7 +113,21 @@ def _encode_generation(generation: Any, index: int) -> dict[str, Any]:
     return item
 
 
-def encode_generations(generations: Sequence[Generation], *, written_at: float) -> bytes:
+def _envelope(
+    kind: str, data: Any, written_at: float, signature: dict[str, Any] | None
+) -> dict[str, Any]:
+    envelope = {"v": CODEC_VERSION, "t": written_at, "k": kind, "d": data}
+    if signature is not None:
+        envelope["s"] = signature
+    return envelope
+
+
+def encode_generations(
+    generations: Sequence[Generation],
+    *,
+    written_at: float,
+    signature: dict[str, Any] | None = None,
+) -> bytes:
     """Encode a sequence of LangChain generations (order kept) as an entry.
 
     Raises:
@@ -124,10 +141,10 @@ def encode_generations(generations: Sequence[Generation], *, written_at: float) 
             f"got {type(generations).__qualname__}"
         )
     data = [_encode_generation(g, i) for i, g in enumerate(generations)]
-    return _dumps({"v": CODEC_VERSION, "t": written_at, "k": "lc", "d": data})
+    return _dumps(_envelope("lc", data, written_at, signature))
 
 
-def encode(value: Any, *, written_at: float) -> bytes:
+def encode(value: Any, *, written_at: float, signature: dict[str, Any] | None = None) -> bytes:
     """Encode any cacheable value as an entry.
 
     A non-empty list/tuple whose items are all LangChain ``Generation`` objects is encoded
@@ -136,13 +153,14 @@ def encode(value: Any, *, written_at: float) -> bytes:
     Args:
         value: The value to cache.
         written_at: Unix seconds, stored to report an entry's age.
+        signature: A hit verifier's JSON signature to store with the entry.
 
     Raises:
         SerializationError: the value is not JSON data (or holds NaN/inf).
     """
     if isinstance(value, (list, tuple)) and value and _looks_like_generations(value):
-        return encode_generations(value, written_at=written_at)
-    return _dumps({"v": CODEC_VERSION, "t": written_at, "k": "json", "d": value})
+        return encode_generations(value, written_at=written_at, signature=signature)
+    return _dumps(_envelope("json", value, written_at, signature))
 
 
 def _looks_like_generations(value: Sequence[Any]) -> bool:
@@ -283,7 +301,7 @@ def decode(payload: bytes) -> DecodedEntry:
     if kind == "json":
         if "d" not in envelope:
             raise _fail("no data")
-        return DecodedEntry(envelope["d"], float(written_at))
+        return DecodedEntry(envelope["d"], float(written_at), _signature(envelope))
     if kind != "lc":
         raise _fail(f"unknown kind {kind!r}")
     data = envelope.get("d")
@@ -295,4 +313,11 @@ def decode(payload: bytes) -> DecodedEntry:
         raise
     except (TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
         raise _fail(f"invalid fields: {exc}") from exc
-    return DecodedEntry(generations, float(written_at))
+    return DecodedEntry(generations, float(written_at), _signature(envelope))
+
+
+def _signature(envelope: dict[str, Any]) -> dict[str, Any] | None:
+    signature = envelope.get("s")
+    if signature is not None and not isinstance(signature, dict):
+        raise _fail("signature is not an object")
+    return signature

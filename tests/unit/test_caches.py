@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 from langchain_core.load import dumps
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.outputs import Generation
 
-from llmemo import ExactCache, LangChainEmbedder, SemanticCache, keys
+from llmemo import ExactCache, LangChainEmbedder, SemanticCache, codec, keys
 from llmemo.errors import ConfigurationError
 from llmemo.stores.memory import MemoryKeyStore, MemoryVectorStore
+from llmemo.verify import Candidate, Verdict
 
 from fakes import AsyncConceptEmbeddings, ConceptEmbeddings
 from harness import FakeClock
@@ -60,6 +62,9 @@ async def test_exact_hit_miss_and_hit_information() -> None:
         "writes": 1,
         "decode_errors": 0,
         "embeddings": 0,
+        "verifier_accepts": 0,
+        "verifier_rejections": 0,
+        "verifier_errors": 0,
     }
 
 
@@ -266,3 +271,81 @@ async def test_without_exact_first_a_repeat_is_found_by_the_vector_query() -> No
     assert embeddings.calls == [FRANCE, FRANCE_PARAPHRASE]  # memoised, then one new text
     with pytest.raises(ConfigurationError, match="exact_first"):
         semantic(exact_first="no")
+
+
+class DigitsVerifier:
+    """A toy verifier: the digits in both prompts must agree."""
+
+    name = "digits"
+
+    def signature(self, text: str) -> dict[str, object]:
+        return {"digits": "".join(c for c in text if c.isdigit())}
+
+    async def verify(self, text: str, signature: Any, candidate: Candidate) -> Verdict:
+        if candidate.signature is None:
+            return Verdict(False, self.name, "no signature stored")
+        same = signature["digits"] == candidate.signature["digits"]
+        return Verdict(same, self.name, "digits agree" if same else "digits differ")
+
+
+class BrokenVerifier(DigitsVerifier):
+    name = "broken"
+
+    async def verify(self, text: str, signature: Any, candidate: Candidate) -> Verdict:
+        raise RuntimeError("boom")
+
+
+ORDERS_50 = "capital France orders under 50"
+ORDERS_30 = "capital France orders under 30"
+ORDERS_50_AGAIN = "France capital orders under 50 please"
+
+
+async def test_verifier_rejects_the_nearest_and_accepts_a_further_candidate() -> None:
+    cache, _, _ = semantic(verifier=DigitsVerifier(), distance_threshold=0.5)
+    await cache.aupdate(ORDERS_30, LLM, "thirty")
+    await cache.aupdate(ORDERS_50, LLM, "fifty")
+    hit = await cache.alookup(ORDERS_50_AGAIN, LLM)
+    assert hit is not None and hit.value == "fifty"
+    assert hit.verdict == Verdict(True, "digits", "digits agree")
+    assert cache.stats.verifier_accepts == 1
+
+
+async def test_verifier_rejecting_every_candidate_is_a_miss() -> None:
+    cache, _, _ = semantic(verifier=DigitsVerifier(), distance_threshold=0.5)
+    await cache.aupdate(ORDERS_30, LLM, "thirty")
+    assert await cache.alookup(ORDERS_50_AGAIN, LLM) is None
+    assert cache.stats.verifier_rejections == 1
+    assert cache.stats.misses == 1
+
+
+async def test_exact_repeats_skip_the_verifier() -> None:
+    cache, _, _ = semantic(verifier=BrokenVerifier())
+    await cache.aupdate(ORDERS_30, LLM, "thirty")
+    hit = await cache.alookup(ORDERS_30, LLM)
+    assert hit is not None and hit.kind == "exact" and hit.verdict is None
+
+
+async def test_a_failing_verifier_is_a_counted_miss_never_a_hit() -> None:
+    cache, _, _ = semantic(verifier=BrokenVerifier(), distance_threshold=0.5)
+    await cache.aupdate(ORDERS_50, LLM, "fifty")
+    assert await cache.alookup(ORDERS_50_AGAIN, LLM) is None
+    assert cache.stats.verifier_errors == 1
+
+
+async def test_entries_carry_the_verifier_signature() -> None:
+    cache, _, _ = semantic(verifier=DigitsVerifier())
+    await cache.aupdate(ORDERS_50, LLM, "fifty")
+    partition = keys.partition_id("llmemo", LLM)
+    payload = await cache.store.get(partition, keys.prompt_id(ORDERS_50))
+    assert payload is not None
+    assert codec.decode(payload).signature == {"digits": "50"}
+
+
+def test_verifier_and_candidates_are_validated() -> None:
+    with pytest.raises(ConfigurationError, match="verifier"):
+        semantic(verifier=object())
+    with pytest.raises(ConfigurationError, match="candidates"):
+        semantic(verifier=DigitsVerifier(), candidates=0)
+    cache, _, _ = semantic(verifier=DigitsVerifier())
+    assert cache.candidates == 4
+    assert semantic()[0].candidates == 1

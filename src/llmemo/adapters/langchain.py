@@ -36,6 +36,8 @@ from llmemo.stores.memory import MemoryKeyStore, MemoryVectorStore
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
 
+    from llmemo.verify.base import HitVerifier
+
 __all__ = [
     "InMemoryCache",
     "InMemorySemanticCache",
@@ -325,6 +327,8 @@ class InMemorySemanticCache(LangChainCache):
         maxsize: int | None = None,
         namespace: str = "llmemo",
         exact_first: bool = True,
+        verifier: HitVerifier | None = None,
+        candidates: int | None = None,
     ) -> None:
         """Create an empty cache.
 
@@ -338,6 +342,9 @@ class InMemorySemanticCache(LangChainCache):
             namespace: Namespace hashed into every partition.
             exact_first: Probe for the exact prompt before embedding (see
                 :class:`~llmemo.caches.semantic.SemanticCache`).
+            verifier: A :class:`~llmemo.verify.HitVerifier` that must accept a semantic
+                candidate before it is served; ``None`` serves the nearest.
+            candidates: Nearest entries the verifier may try (default 4 with a verifier).
 
         Raises:
             ConfigurationError: a parameter is out of range (the message names it).
@@ -353,6 +360,8 @@ class InMemorySemanticCache(LangChainCache):
                 distance_threshold=distance_threshold,
                 ttl=ttl,
                 exact_first=exact_first,
+                verifier=verifier,
+                candidates=candidates,
             )
 
         inline = inline_embedder(embeddings)

@@ -19,9 +19,10 @@ from llmemo.adapters._redis_clients import RedisClientFactory
 from llmemo.adapters.langchain import CoreCache, LangChainCache, to_embedder
 from llmemo.caches.exact import ExactCache
 from llmemo.caches.semantic import SemanticCache
-from llmemo.config import CacheConfig, SemanticConfig
+from llmemo.config import CacheConfig, SemanticConfig, validate_optional_positive_int
 from llmemo.errors import ConfigurationError
 from llmemo.keys import validate_namespace
+from llmemo.verify.base import HitVerifier
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
@@ -127,6 +128,8 @@ class RedisSemanticCache(_RedisLangChainCache):
         vector_backend: VectorBackend = "auto",
         algorithm: str = "HNSW",
         exact_first: bool = True,
+        verifier: HitVerifier | None = None,
+        candidates: int | None = None,
         client_kwargs: dict[str, Any] | None = None,
     ) -> None:
         """Create the cache; connects (and probes or creates the index) on first use.
@@ -147,6 +150,9 @@ class RedisSemanticCache(_RedisLangChainCache):
             exact_first: Probe for the exact prompt (one round trip, no embedding) before
                 the vector query; ``False`` makes every lookup embed and saves that round
                 trip on semantic hits and misses.
+            verifier: A :class:`~llmemo.verify.HitVerifier` that must accept a semantic
+                candidate before it is served; ``None`` serves the nearest.
+            candidates: Nearest entries the verifier may try (default 4 with a verifier).
             client_kwargs: Extra arguments for llmemo's clients (``socket_timeout``,
                 ``max_connections``, ``pool_timeout``, ...).
 
@@ -170,6 +176,11 @@ class RedisSemanticCache(_RedisLangChainCache):
         if not isinstance(algorithm, str) or algorithm.upper() not in ("HNSW", "FLAT"):
             raise ConfigurationError(f"algorithm must be 'HNSW' or 'FLAT'; got {algorithm!r}")
         embedder = to_embedder(embeddings)
+        validate_optional_positive_int(candidates, parameter="candidates")
+        if verifier is not None and not isinstance(verifier, HitVerifier):
+            raise ConfigurationError(
+                "verifier must implement llmemo.verify.HitVerifier (name, signature, verify)"
+            )
         clients = RedisClientFactory.create(redis_url, redis_client, client_kwargs)
         self.name = name
         self.prefix = prefix
@@ -186,6 +197,8 @@ class RedisSemanticCache(_RedisLangChainCache):
                 distance_threshold=config.distance_threshold,
                 ttl=config.ttl,
                 exact_first=exact_first,
+                verifier=verifier,
+                candidates=candidates,
             )
 
         super().__init__(core_factory=make_core, max_in_flight=clients.max_connections)

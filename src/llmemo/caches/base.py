@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from llmemo.verify.base import Verdict
 
 __all__ = ["CacheHit", "CacheStats", "check_key_inputs"]
 
@@ -21,6 +24,8 @@ class CacheHit:
         distance: Cosine distance between the prompts' embeddings (``0.0`` for exact).
         entry_id: Id of the entry that served the hit.
         age: Seconds since the entry was written (by the writer's wall clock).
+        verdict: The hit verifier's decision that let a semantic hit through (``None``
+            for exact hits and caches without a verifier).
     """
 
     value: Any
@@ -28,6 +33,7 @@ class CacheHit:
     distance: float
     entry_id: str
     age: float
+    verdict: Verdict | None = None
 
 
 @dataclass(slots=True)
@@ -42,6 +48,9 @@ class CacheStats:
         decode_errors: Stored entries that could not be decoded (each also a miss or a
             skipped candidate).
         embeddings: Texts sent to the embedder (memoised repeats not counted).
+        verifier_accepts: Semantic candidates a hit verifier accepted.
+        verifier_rejections: Semantic candidates a hit verifier rejected.
+        verifier_errors: Verifier calls that raised (each counted as a rejection).
     """
 
     exact_hits: int = 0
@@ -50,6 +59,9 @@ class CacheStats:
     writes: int = 0
     decode_errors: int = 0
     embeddings: int = 0
+    verifier_accepts: int = 0
+    verifier_rejections: int = 0
+    verifier_errors: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, counter: str, amount: int = 1) -> None:

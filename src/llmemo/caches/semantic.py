@@ -10,14 +10,21 @@ from typing import Any
 
 from llmemo import codec, keys
 from llmemo.caches.base import CacheHit, CacheStats, check_key_inputs
-from llmemo.config import SemanticConfig, validate_distance_threshold, validate_ttl
+from llmemo.config import (
+    SemanticConfig,
+    validate_distance_threshold,
+    validate_optional_positive_int,
+    validate_ttl,
+)
 from llmemo.errors import ConfigurationError, SerializationError
 from llmemo.stores.base import Embedder, VectorStore
 from llmemo.text import PromptParts, split_prompt
+from llmemo.verify.base import Candidate, HitVerifier, Verdict
 
 __all__ = ["SemanticCache"]
 
 _DEFAULT = object()
+_DEFAULT_CANDIDATES = 4
 
 
 class _EmbeddingMemo:
@@ -73,6 +80,8 @@ class SemanticCache:
         ttl: float | None = None,
         embedding_memo_size: int = 1024,
         exact_first: bool = True,
+        verifier: HitVerifier | None = None,
+        candidates: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """Create a cache; does no I/O.
@@ -88,6 +97,12 @@ class SemanticCache:
                 the vector query. ``False`` saves that round trip on every semantic hit
                 and miss, at the price of embedding exact repeats too (they are then
                 found by the vector query, at distance ~0, and reported as exact).
+            verifier: Decides whether a near neighbour's answer serves the new prompt
+                (see :mod:`llmemo.verify`); ``None`` serves the nearest entry under the
+                threshold. Its signature of each prompt is stored with the entry.
+            candidates: How many nearest entries under the threshold the vector query
+                returns for the verifier to try, nearest first (default 4 with a
+                verifier, 1 without).
             clock: Wall-clock seconds, used for entry ages.
 
         Raises:
@@ -102,6 +117,14 @@ class SemanticCache:
         if not isinstance(exact_first, bool):
             raise ConfigurationError(f"exact_first must be a bool; got {exact_first!r}")
         self.exact_first = exact_first
+        if verifier is not None and not isinstance(verifier, HitVerifier):
+            raise ConfigurationError(
+                "verifier must implement llmemo.verify.HitVerifier (name, signature, verify)"
+            )
+        self.verifier = verifier
+        default_k = 1 if verifier is None else _DEFAULT_CANDIDATES
+        k = validate_optional_positive_int(candidates, parameter="candidates")
+        self.candidates = default_k if k is None else k
         self.store = store
         self.embedder = embedder
         self.stats = CacheStats()
@@ -124,20 +147,43 @@ class SemanticCache:
             self._memo.put(text, vector)
         return vector
 
-    def _hit(self, payload: bytes, kind: Any, distance: float, entry_id: str) -> CacheHit | None:
+    def _decode(self, payload: bytes) -> codec.DecodedEntry | None:
         try:
-            entry = codec.decode(payload)
+            return codec.decode(payload)
         except SerializationError:
             self.stats.add("decode_errors")
             return None
+
+    def _hit(
+        self,
+        entry: codec.DecodedEntry,
+        kind: Any,
+        distance: float,
+        entry_id: str,
+        verdict: Verdict | None = None,
+    ) -> CacheHit:
         self.stats.add("exact_hits" if kind == "exact" else "semantic_hits")
         age = max(0.0, self._clock() - entry.written_at)
-        return CacheHit(entry.value, kind, distance, entry_id, age)
+        return CacheHit(entry.value, kind, distance, entry_id, age, verdict)
+
+    async def _verify(self, text: str, signature: Any, candidate: Candidate) -> Verdict:
+        assert self.verifier is not None
+        try:
+            verdict = await self.verifier.verify(text, signature, candidate)
+        except Exception as exc:  # a failing verifier must never turn into a hit
+            self.stats.add("verifier_errors")
+            return Verdict(False, self.verifier.name, f"verifier failed: {exc!r}")
+        self.stats.add("verifier_accepts" if verdict.accepted else "verifier_rejections")
+        return verdict
 
     async def alookup(
         self, prompt: str, llm_string: str, *, distance_threshold: float | None = None
     ) -> CacheHit | None:
-        """Return the exact entry, else the nearest entry within the threshold, or ``None``.
+        """Return the exact entry, else the nearest acceptable entry within the threshold.
+
+        With a verifier, up to ``candidates`` entries within the threshold are tried,
+        nearest first; the first one the verifier accepts is the hit (its verdict is in
+        :attr:`CacheHit.verdict`). An exact repeat is served without verification.
 
         Args:
             prompt: A plain prompt or LangChain's serialized message list.
@@ -158,22 +204,32 @@ class SemanticCache:
         parts, partition, entry_id = self._locate(prompt, llm_string)
         if self.exact_first or not parts.text:
             payload = await self.store.get(partition, entry_id)
-            if payload is not None:
-                hit = self._hit(payload, "exact", 0.0, entry_id)
-                if hit is not None:
-                    return hit
+            entry = None if payload is None else self._decode(payload)
+            if entry is not None:
+                return self._hit(entry, "exact", 0.0, entry_id)
         if parts.text:
             vector = await self._embed(parts.text)
-            matches = await self.store.search(partition, vector, k=1, max_distance=threshold)
+            matches = await self.store.search(
+                partition, vector, k=self.candidates, max_distance=threshold
+            )
+            signature: Any = None
+            if self.verifier is not None and matches:
+                signature = self.verifier.signature(parts.text)
             for match in matches:
+                if match.entry_id == entry_id and self.exact_first:
+                    continue  # the exact entry, already found undecodable
+                entry = self._decode(match.payload)
+                if entry is None:
+                    continue
                 if match.entry_id == entry_id:
-                    if self.exact_first:
-                        continue  # the exact entry, already found undecodable
-                    hit = self._hit(match.payload, "exact", 0.0, entry_id)
-                else:
-                    hit = self._hit(match.payload, "semantic", match.distance, match.entry_id)
-                if hit is not None:
-                    return hit
+                    return self._hit(entry, "exact", 0.0, entry_id)
+                verdict = None
+                if self.verifier is not None:
+                    candidate = Candidate(match.entry_id, match.distance, entry.signature)
+                    verdict = await self._verify(parts.text, signature, candidate)
+                    if not verdict.accepted:
+                        continue
+                return self._hit(entry, "semantic", match.distance, match.entry_id, verdict)
         self.stats.add("misses")
         return None
 
@@ -200,11 +256,12 @@ class SemanticCache:
         """
         check_key_inputs(prompt, llm_string)
         entry_ttl = self.config.ttl if ttl is _DEFAULT else validate_ttl(ttl)
-        payload = codec.encode(value, written_at=self._clock())
         parts, partition, entry_id = self._locate(prompt, llm_string)
         text = parts.text or prompt
         if not text:
             raise ConfigurationError("prompt must not be empty for a semantic cache")
+        signature = None if self.verifier is None else self.verifier.signature(text)
+        payload = codec.encode(value, written_at=self._clock(), signature=signature)
         vector = await self._embed(text)
         await self.store.add(partition, entry_id, vector, payload, ttl=entry_ttl)
         self.stats.add("writes")
