@@ -19,6 +19,7 @@ __all__ = [
     "SemanticConfig",
     "validate_distance_threshold",
     "validate_optional_positive_int",
+    "validate_positive_seconds",
     "validate_ttl",
 ]
 
@@ -62,6 +63,23 @@ def validate_distance_threshold(
             f"{parameter} must be a cosine distance in [0, 2] (0 = identical); got {threshold!r}"
         )
     return float(threshold)  # type: ignore[arg-type]
+
+
+def validate_positive_seconds(value: object, parameter: str) -> float:
+    """Return ``value`` as seconds after checking it is a finite number > 0.
+
+    Raises:
+        ConfigurationError: naming ``parameter`` otherwise.
+    """
+    if (
+        not _is_real_number(value)
+        or not math.isfinite(value)  # type: ignore[arg-type]
+        or value <= 0  # type: ignore[operator]
+    ):
+        raise ConfigurationError(
+            f"{parameter} must be a finite number of seconds > 0; got {value!r}"
+        )
+    return float(value)  # type: ignore[arg-type]
 
 
 def validate_optional_positive_int(value: object, *, parameter: str) -> int | None:

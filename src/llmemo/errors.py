@@ -16,6 +16,7 @@ __all__ = [
     "LlmemoError",
     "MissingDependencyError",
     "SerializationError",
+    "WrongTypeError",
 ]
 
 
@@ -49,3 +50,10 @@ class BackendTimeoutError(BackendError, TimeoutError):
 
 class CapabilityError(BackendError):
     """The backend lacks a feature llmemo needs (e.g. no RediSearch, no vector sets)."""
+
+
+class WrongTypeError(BackendError):
+    """A key under the cache's namespace holds another Redis type than the store writes.
+
+    Bad stored data, not an outage: caches count it as an undecodable entry (a miss).
+    """

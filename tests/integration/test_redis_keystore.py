@@ -18,6 +18,7 @@ from llmemo.errors import (
     BackendUnavailableError,
     CapabilityError,
     ConfigurationError,
+    WrongTypeError,
 )
 from llmemo.stores.base import KeyStore
 from llmemo.stores.redis._errors import map_redis_errors, translate
@@ -288,7 +289,7 @@ async def test_wrong_type_key_raises_backend_error(
     await client.hset(key, "f", "v")
     with pytest.raises(BackendError, match="GET") as info:
         await store.get(key)
-    assert type(info.value) is BackendError
+    assert type(info.value) is WrongTypeError  # a BackendError the caches treat as bad data
     assert isinstance(info.value.__cause__, rex.ResponseError)
     assert "WRONGTYPE" in str(info.value.__cause__)
     # MGET reports a non-string key as missing.
@@ -436,7 +437,7 @@ async def test_aclose_closes_only_an_owned_client(redis_url: str, unique_prefix:
         (rex.ResponseError("unknown command 'FT.SEARCH', with args"), CapabilityError),
         (rex.ResponseError("ERR unknown subcommand 'X'"), CapabilityError),
         (rex.ModuleError("Error loading the extension"), CapabilityError),
-        (rex.ResponseError("WRONGTYPE Operation against a key"), BackendError),
+        (rex.ResponseError("WRONGTYPE Operation against a key"), WrongTypeError),
         (rex.OutOfMemoryError("OOM"), BackendError),
         (rex.NoPermissionError("NOPERM"), BackendError),
         (rex.DataError("bad arg"), BackendError),

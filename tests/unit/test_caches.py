@@ -55,17 +55,13 @@ async def test_exact_hit_miss_and_hit_information() -> None:
     assert hit is not None
     assert (hit.value, hit.kind, hit.distance, hit.age) == ({"answer": 42}, "exact", 0.0, 7.5)
     assert hit.entry_id == keys.prompt_id("p")
-    assert cache.stats.as_dict() | {} == {
+    counters = cache.stats.as_dict()
+    assert {k: counters[k] for k in ("exact_hits", "misses", "writes")} == {
         "exact_hits": 1,
-        "semantic_hits": 0,
         "misses": 1,
         "writes": 1,
-        "decode_errors": 0,
-        "embeddings": 0,
-        "verifier_accepts": 0,
-        "verifier_rejections": 0,
-        "verifier_errors": 0,
     }
+    assert sum(counters.values()) == 3  # nothing else counted
 
 
 async def test_exact_isolates_llm_strings() -> None:

@@ -36,6 +36,8 @@ __all__ = ["DEFAULT_MAX_CONNECTIONS", "DEFAULT_POOL_TIMEOUT", "RedisClientFactor
 DEFAULT_MAX_CONNECTIONS = 64
 #: Seconds a caller waits for a free pooled connection before a connection error.
 DEFAULT_POOL_TIMEOUT = 5.0
+#: Socket timeouts when the cache has no per-operation budget.
+DEFAULT_SOCKET_TIMEOUT = 5.0
 
 # Settings that cannot cross between sync and async connections (driver objects of one
 # world) or that llmemo must choose itself (stores move opaque bytes).
@@ -89,8 +91,15 @@ class RedisClientFactory:
         redis_url: str | None,
         redis_client: Any = None,
         client_kwargs: dict[str, Any] | None = None,
+        operation_timeout: float | None = None,
     ) -> RedisClientFactory:
         """Validate what the user gave.
+
+        Connection settings: ``socket_timeout`` and ``socket_connect_timeout`` default to
+        ``operation_timeout`` (the fail-open budget; 5 s without one), so a dead or
+        black-holed server is detected within the budget on every path, and failed
+        commands are retried once at once (no backoff: after a server restart the retry
+        reconnects). ``client_kwargs`` override all of these.
 
         Args:
             redis_url: ``redis://``, ``rediss://`` or ``unix://`` URL, used when
@@ -100,6 +109,7 @@ class RedisClientFactory:
             client_kwargs: Extra keyword arguments for llmemo's clients (e.g.
                 ``socket_timeout``, ``max_connections``, and ``pool_timeout`` for the wait
                 for a free connection); ``decode_responses`` is always ``False``.
+            operation_timeout: The cache's per-operation budget in seconds, or ``None``.
 
         Raises:
             ConfigurationError: no usable URL or client, a cluster client (not supported
@@ -112,10 +122,17 @@ class RedisClientFactory:
         extra = dict(client_kwargs or {})
         if extra.pop("decode_responses", False):
             raise ConfigurationError("decode_responses must be False: llmemo stores opaque bytes")
+        if "retry" in extra:
+            raise ConfigurationError(
+                "client_kwargs cannot set retry: llmemo's sync and asyncio clients each retry "
+                "a failed command once, without backoff, within the cache's time budget"
+            )
         pool = {
             "max_connections": extra.pop("max_connections", DEFAULT_MAX_CONNECTIONS),
             "timeout": extra.pop("pool_timeout", DEFAULT_POOL_TIMEOUT),
         }
+        budget = DEFAULT_SOCKET_TIMEOUT if operation_timeout is None else operation_timeout
+        extra = {"socket_timeout": budget, "socket_connect_timeout": budget, **extra}
         if redis_client is None:
             if not isinstance(redis_url, str) or not redis_url:
                 raise ConfigurationError(f"redis_url must be a non-empty URL; got {redis_url!r}")
@@ -153,11 +170,14 @@ class RedisClientFactory:
         of :attr:`max_connections` connections (callers must not exceed it)."""
         import redis.asyncio as aioredis
         from redis.asyncio import connection as aio_connection
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
         size = self.max_connections
+        retry = {"retry": Retry(NoBackoff(), 1)}
         if self.url is not None:
             pool = aio_connection.ConnectionPool.from_url(
-                self.url, decode_responses=False, max_connections=size, **self.extra
+                self.url, decode_responses=False, max_connections=size, **retry, **self.extra
             )
         else:
             assert self.settings is not None
@@ -166,7 +186,7 @@ class RedisClientFactory:
                 connection_class=connection_class,
                 decode_responses=False,
                 max_connections=size,
-                **self._kwargs_for(connection_class),
+                **{**retry, **self._kwargs_for(connection_class), **self.extra},
             )
         return aioredis.Redis.from_pool(pool)
 
@@ -178,10 +198,13 @@ class RedisClientFactory:
     def make_sync(self) -> redis.Redis:
         """A new thread-safe sync ``redis.Redis`` that owns its pool."""
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
+        retry = {"retry": Retry(NoBackoff(), 1)}
         if self.url is not None:
             pool = redis.BlockingConnectionPool.from_url(
-                self.url, decode_responses=False, **self.pool, **self.extra
+                self.url, decode_responses=False, **self.pool, **{**retry, **self.extra}
             )
         else:
             assert self.settings is not None
@@ -190,6 +213,6 @@ class RedisClientFactory:
                 connection_class=connection_class,
                 decode_responses=False,
                 **self.pool,
-                **self._kwargs_for(connection_class),
+                **{**retry, **self._kwargs_for(connection_class), **self.extra},
             )
         return redis.Redis.from_pool(pool)

@@ -23,19 +23,24 @@ from typing import TYPE_CHECKING, Any, Protocol
 from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
 from langchain_core.outputs import Generation
 
+from llmemo import codec
+from llmemo.adapters._singleflight import RECENT, SingleFlight
 from llmemo.adapters._sync import PerLoop, run_now, run_sync
-from llmemo.caches.base import CacheHit, CacheStats
+from llmemo.caches.base import CacheHit, CacheRuntime, CacheStats
 from llmemo.caches.exact import ExactCache
 from llmemo.caches.semantic import SemanticCache
-from llmemo.config import validate_optional_positive_int
+from llmemo.config import validate_optional_positive_int, validate_positive_seconds
 from llmemo.embedders import LangChainEmbedder
-from llmemo.errors import ConfigurationError
+from llmemo.errors import ConfigurationError, SerializationError
+from llmemo.keys import field_hash
+from llmemo.options import current_options
 from llmemo.stores.base import Embedder
 from llmemo.stores.memory import MemoryKeyStore, MemoryVectorStore
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
 
+    from llmemo.policy import FailurePolicy
     from llmemo.verify.base import HitVerifier
 
 __all__ = [
@@ -51,7 +56,7 @@ __all__ = [
 class CoreCache(Protocol):
     """What the adapter needs of a core cache (:class:`ExactCache`, :class:`SemanticCache`)."""
 
-    stats: CacheStats
+    runtime: CacheRuntime
 
     async def alookup(self, prompt: str, llm_string: str) -> CacheHit | None: ...
 
@@ -105,6 +110,26 @@ def to_embedder(embeddings: Embeddings | Embedder) -> Embedder:
     return LangChainEmbedder(embeddings)  # type: ignore[arg-type]
 
 
+#: Seconds a lookup waits for a concurrent identical miss's model call, by default.
+DEFAULT_SINGLE_FLIGHT_TIMEOUT = 30.0
+
+
+#: How often a waiter whose leader failed joins again before calling the model itself.
+_FLIGHT_ATTEMPTS = 3
+
+
+def _flight_key(prompt: str, llm_string: str) -> str:
+    return field_hash("flight", llm_string, prompt)
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 async def _lookup_hit(core: CoreCache, prompt: str, llm_string: str) -> CacheHit | None:
     hit = await core.alookup(prompt, llm_string)
     if hit is None or not isinstance(hit.value, list):
@@ -152,8 +177,21 @@ class LangChainCache(BaseCache):
         core_factory: Callable[[], CoreCache] | None = None,
         sync_core: CoreCache | None = None,
         max_in_flight: int | None = None,
+        policy: FailurePolicy | None = None,
+        single_flight: bool = True,
+        single_flight_timeout: float = DEFAULT_SINGLE_FLIGHT_TIMEOUT,
     ) -> None:
         """Wrap a core (shared) or a per-loop core factory; exactly one of them.
+
+        With ``single_flight`` (default), concurrent misses of the same prompt and model
+        configuration in this process wait for the first one's model call instead of
+        calling the model too (see :mod:`llmemo.adapters._singleflight`); a waiter waits
+        at most ``single_flight_timeout`` seconds.
+
+        Every core (per loop, and the sync one) shares one
+        :class:`~llmemo.caches.base.CacheRuntime`: counters, failure policy and circuit
+        breakers. With a shared ``core`` its runtime is used; otherwise one is made from
+        ``policy``.
 
         Raises:
             ConfigurationError: both or neither given; ``max_in_flight`` not None or > 0.
@@ -161,18 +199,25 @@ class LangChainCache(BaseCache):
         if (core is None) == (core_factory is None):
             raise ConfigurationError("pass exactly one of core or core_factory")
         limit = validate_optional_positive_int(max_in_flight, parameter="max_in_flight")
+        if not isinstance(single_flight, bool):
+            raise ConfigurationError(f"single_flight must be a bool; got {single_flight!r}")
+        self._flights = (
+            SingleFlight(validate_positive_seconds(single_flight_timeout, "single_flight_timeout"))
+            if single_flight
+            else None
+        )
         self._shared = None if core is None else _LoopCore(core, None)
         self._per_loop: PerLoop[_LoopCore] | None = None
-        self._stats = core.stats if core is not None else CacheStats()
+        self._runtime = core.runtime if core is not None else CacheRuntime(policy)
         self._sync_core = sync_core
         if sync_core is not None:
-            sync_core.stats = self._stats
+            sync_core.runtime = self._runtime
         if core_factory is not None:
             factory = core_factory
 
             def make_core() -> _LoopCore:
                 made = factory()
-                made.stats = self._stats  # one set of counters over every loop's core
+                made.runtime = self._runtime  # one set of counters and breakers for all
                 return _LoopCore(made, None if limit is None else asyncio.Semaphore(limit))
 
             self._per_loop = PerLoop(make_core, self._close_loop_core)
@@ -203,9 +248,45 @@ class LangChainCache(BaseCache):
         (kind, distance, entry id, age) instead of the bare generations."""
         bound = self._bound()
         if bound.limiter is None:
-            return await _lookup_hit(bound.core, prompt, llm_string)
-        async with bound.limiter:
-            return await _lookup_hit(bound.core, prompt, llm_string)
+            hit = await _lookup_hit(bound.core, prompt, llm_string)
+        else:
+            async with bound.limiter:
+                hit = await _lookup_hit(bound.core, prompt, llm_string)
+        if hit is not None or self._flights is None or current_options().bypass_read:
+            return hit
+        key = _flight_key(prompt, llm_string)
+        for _ in range(_FLIGHT_ATTEMPTS):
+            flight = self._flights.join(key)
+            if flight is None:
+                return None  # this caller leads: it calls the model, then update()
+            if flight is RECENT:  # stored just after our lookup missed: read it
+                return await _lookup_hit(bound.core, prompt, llm_string)
+            self._runtime.stats.add("singleflight_waits")
+            payload = await self._flights.wait_async(flight)
+            if payload is not None:
+                return self._shared_hit(payload)
+            # The leader's call failed: join again, so that one caller leads the retry.
+        return None
+
+    def _shared_hit(self, payload: bytes) -> CacheHit:
+        entry = codec.decode(payload)
+        self._runtime.stats.add("singleflight_shared")
+        return CacheHit(entry.value, "exact", 0.0, "", 0.0)
+
+    def _land(self, prompt: str, llm_string: str, return_val: object) -> None:
+        """End the flight of this key (the leader's update), sharing the value if anyone
+        waits for it."""
+        flights = self._flights
+        if flights is None or not len(flights):
+            return
+        key = _flight_key(prompt, llm_string)
+        payload = None
+        if flights.has_waiters(key):
+            try:
+                payload = codec.encode_generations(check_return_val(return_val), written_at=0.0)
+            except (TypeError, ConfigurationError, SerializationError):
+                payload = None  # the update itself raised the same error to its caller
+        flights.complete(key, payload)
 
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         """Return the cached generations for ``(prompt, llm_string)``, or ``None``."""
@@ -219,11 +300,14 @@ class LangChainCache(BaseCache):
             TypeError / ConfigurationError: bad arguments (nothing is stored).
         """
         bound = self._bound()
-        if bound.limiter is None:
-            await _update(bound.core, prompt, llm_string, return_val)
-            return
-        async with bound.limiter:
-            await _update(bound.core, prompt, llm_string, return_val)
+        try:
+            if bound.limiter is None:
+                await _update(bound.core, prompt, llm_string, return_val)
+            else:
+                async with bound.limiter:
+                    await _update(bound.core, prompt, llm_string, return_val)
+        finally:
+            self._land(prompt, llm_string, return_val)
 
     async def aclear(self, **kwargs: Any) -> None:
         """Remove every entry of this cache (only this cache's namespace)."""
@@ -236,9 +320,27 @@ class LangChainCache(BaseCache):
 
     def lookup_hit(self, prompt: str, llm_string: str) -> CacheHit | None:
         """Sync :meth:`alookup_hit`."""
-        if self._sync_core is not None:
-            return run_now(_lookup_hit(self._sync_core, prompt, llm_string))
-        return run_sync(self.alookup_hit, prompt, llm_string)
+        if self._sync_core is None:
+            return run_sync(self.alookup_hit, prompt, llm_string)
+        hit = run_now(_lookup_hit(self._sync_core, prompt, llm_string))
+        if hit is not None or self._flights is None or current_options().bypass_read:
+            return hit
+        if _loop_running():
+            # This thread runs an event loop: blocking it while waiting for a leader that
+            # may be a task of that same loop would stall both. Call the model instead.
+            return None
+        key = _flight_key(prompt, llm_string)
+        for _ in range(_FLIGHT_ATTEMPTS):
+            flight = self._flights.join(key)
+            if flight is None:
+                return None
+            if flight is RECENT:
+                return run_now(_lookup_hit(self._sync_core, prompt, llm_string))
+            self._runtime.stats.add("singleflight_waits")
+            payload = self._flights.wait_sync(flight)
+            if payload is not None:
+                return self._shared_hit(payload)
+        return None
 
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         """Sync :meth:`alookup`; safe to call from inside a running event loop."""
@@ -247,10 +349,13 @@ class LangChainCache(BaseCache):
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         """Sync :meth:`aupdate`."""
-        if self._sync_core is not None:
-            run_now(_update(self._sync_core, prompt, llm_string, return_val))
-        else:
+        if self._sync_core is None:
             run_sync(self.aupdate, prompt, llm_string, return_val)
+            return
+        try:
+            run_now(_update(self._sync_core, prompt, llm_string, return_val))
+        finally:
+            self._land(prompt, llm_string, return_val)
 
     def clear(self, **kwargs: Any) -> None:
         """Sync :meth:`aclear`."""
@@ -276,7 +381,20 @@ class LangChainCache(BaseCache):
     @property
     def stats(self) -> CacheStats:
         """Counters of this cache, summed over every loop's core."""
-        return self._stats
+        return self._runtime.stats
+
+    @property
+    def runtime(self) -> CacheRuntime:
+        """Counters, failure policy and circuit breakers shared by all of this cache's cores."""
+        return self._runtime
+
+
+def _memory_policy(policy: FailurePolicy | None) -> FailurePolicy:
+    """The default policy for in-memory caches: fail open, no store budget (a memory
+    operation cannot hang, and a timeout scope would only cost time)."""
+    from llmemo.policy import FailurePolicy
+
+    return policy if policy is not None else FailurePolicy(operation_timeout=None)
 
 
 class InMemoryCache(LangChainCache):
@@ -293,6 +411,8 @@ class InMemoryCache(LangChainCache):
         *,
         max_bytes: int | None = None,
         namespace: str = "llmemo",
+        policy: FailurePolicy | None = None,
+        single_flight: bool = True,
     ) -> None:
         """Create an empty cache.
 
@@ -301,13 +421,18 @@ class InMemoryCache(LangChainCache):
             maxsize: Most entries kept (least recently used evicted), or ``None``.
             max_bytes: Most bytes kept (keys plus encoded values), or ``None``.
             namespace: Key prefix (1-64 of ``[A-Za-z0-9_.:-]``).
+            policy: What failures do; in memory only ``errors`` matters (no budget is
+                needed: memory operations cannot hang).
+            single_flight: Concurrent misses of the same prompt wait for the first
+                one's model call instead of calling the model too (in this process).
 
         Raises:
             ConfigurationError: a parameter is out of range (the message names it).
         """
         store = MemoryKeyStore(max_entries=maxsize, max_bytes=max_bytes)
-        core = ExactCache(store, namespace=namespace, ttl=ttl)
-        super().__init__(core, sync_core=core)
+        runtime = CacheRuntime(_memory_policy(policy))
+        core = ExactCache(store, namespace=namespace, ttl=ttl, runtime=runtime)
+        super().__init__(core, sync_core=core, single_flight=single_flight)
 
 
 class InMemorySemanticCache(LangChainCache):
@@ -329,6 +454,8 @@ class InMemorySemanticCache(LangChainCache):
         exact_first: bool = True,
         verifier: HitVerifier | None = None,
         candidates: int | None = None,
+        policy: FailurePolicy | None = None,
+        single_flight: bool = True,
     ) -> None:
         """Create an empty cache.
 
@@ -345,12 +472,16 @@ class InMemorySemanticCache(LangChainCache):
             verifier: A :class:`~llmemo.verify.HitVerifier` that must accept a semantic
                 candidate before it is served; ``None`` serves the nearest.
             candidates: Nearest entries the verifier may try (default 4 with a verifier).
+            policy: What failures do (the embedder's budget and breaker matter here).
+            single_flight: Concurrent misses of the same prompt wait for the first
+                one's model call instead of calling the model too (in this process).
 
         Raises:
             ConfigurationError: a parameter is out of range (the message names it).
             TypeError: ``embeddings`` is not an embeddings object.
         """
         store = MemoryVectorStore(max_entries=maxsize)
+        runtime = CacheRuntime(_memory_policy(policy))
 
         def make(embedder: Embedder) -> SemanticCache:
             return SemanticCache(
@@ -362,9 +493,12 @@ class InMemorySemanticCache(LangChainCache):
                 exact_first=exact_first,
                 verifier=verifier,
                 candidates=candidates,
+                runtime=runtime,
             )
 
         inline = inline_embedder(embeddings)
         super().__init__(
-            make(to_embedder(embeddings)), sync_core=None if inline is None else make(inline)
+            make(to_embedder(embeddings)),
+            sync_core=None if inline is None else make(inline),
+            single_flight=single_flight,
         )

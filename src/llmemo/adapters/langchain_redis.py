@@ -22,6 +22,7 @@ from llmemo.caches.semantic import SemanticCache
 from llmemo.config import CacheConfig, SemanticConfig, validate_optional_positive_int
 from llmemo.errors import ConfigurationError
 from llmemo.keys import validate_namespace
+from llmemo.policy import ErrorMode, FailurePolicy
 from llmemo.verify.base import HitVerifier
 
 if TYPE_CHECKING:
@@ -63,6 +64,9 @@ class RedisCache(_RedisLangChainCache):
         prefix: str = "redis",
         redis_client: Any = None,
         *,
+        errors: ErrorMode = "open",
+        policy: FailurePolicy | None = None,
+        single_flight: bool = True,
         client_kwargs: dict[str, Any] | None = None,
     ) -> None:
         """Create the cache; connects on first use, not here.
@@ -75,6 +79,11 @@ class RedisCache(_RedisLangChainCache):
             redis_client: A sync ``redis.Redis`` or a ``redis.asyncio.Redis``; llmemo
                 copies its connection settings into its own async clients and never uses
                 or closes the given one.
+            errors: ``"open"`` (default): a failed lookup is a miss and a failed write is
+                dropped, within the policy's time budget; ``"raise"``: they raise.
+            policy: The full failure policy (budgets, breaker); overrides ``errors``.
+            single_flight: Concurrent misses of the same prompt wait for the first
+                one's model call instead of calling the model too (in this process).
             client_kwargs: Extra arguments for llmemo's clients (``socket_timeout``,
                 ``max_connections``, ``pool_timeout``, ...).
 
@@ -83,7 +92,10 @@ class RedisCache(_RedisLangChainCache):
             TypeError: ``redis_client`` is not a redis-py client.
         """
         config = CacheConfig(namespace=validate_namespace(prefix, parameter="prefix"), ttl=ttl)
-        clients = RedisClientFactory.create(redis_url, redis_client, client_kwargs)
+        policy = policy if policy is not None else FailurePolicy(errors=errors)
+        clients = RedisClientFactory.create(
+            redis_url, redis_client, client_kwargs, policy.operation_timeout
+        )
         self.prefix = config.namespace
         self.ttl = config.ttl
 
@@ -98,7 +110,11 @@ class RedisCache(_RedisLangChainCache):
         sync_store = BlockingRedisKeyStore(clients.make_sync(), owns_client=True)
         sync_core = ExactCache(sync_store, namespace=config.namespace, ttl=config.ttl)
         super().__init__(
-            core_factory=make_core, sync_core=sync_core, max_in_flight=clients.max_connections
+            core_factory=make_core,
+            sync_core=sync_core,
+            max_in_flight=clients.max_connections,
+            policy=policy,
+            single_flight=single_flight,
         )
 
 
@@ -130,6 +146,9 @@ class RedisSemanticCache(_RedisLangChainCache):
         exact_first: bool = True,
         verifier: HitVerifier | None = None,
         candidates: int | None = None,
+        errors: ErrorMode = "open",
+        policy: FailurePolicy | None = None,
+        single_flight: bool = True,
         client_kwargs: dict[str, Any] | None = None,
     ) -> None:
         """Create the cache; connects (and probes or creates the index) on first use.
@@ -153,6 +172,10 @@ class RedisSemanticCache(_RedisLangChainCache):
             verifier: A :class:`~llmemo.verify.HitVerifier` that must accept a semantic
                 candidate before it is served; ``None`` serves the nearest.
             candidates: Nearest entries the verifier may try (default 4 with a verifier).
+            errors: ``"open"`` (default) or ``"raise"``, as for :class:`RedisCache`.
+            policy: The full failure policy (budgets, breaker); overrides ``errors``.
+            single_flight: Concurrent misses of the same prompt wait for the first
+                one's model call instead of calling the model too (in this process).
             client_kwargs: Extra arguments for llmemo's clients (``socket_timeout``,
                 ``max_connections``, ``pool_timeout``, ...).
 
@@ -181,7 +204,10 @@ class RedisSemanticCache(_RedisLangChainCache):
             raise ConfigurationError(
                 "verifier must implement llmemo.verify.HitVerifier (name, signature, verify)"
             )
-        clients = RedisClientFactory.create(redis_url, redis_client, client_kwargs)
+        policy = policy if policy is not None else FailurePolicy(errors=errors)
+        clients = RedisClientFactory.create(
+            redis_url, redis_client, client_kwargs, policy.operation_timeout
+        )
         self.name = name
         self.prefix = prefix
         self.ttl = config.ttl
@@ -201,7 +227,12 @@ class RedisSemanticCache(_RedisLangChainCache):
                 candidates=candidates,
             )
 
-        super().__init__(core_factory=make_core, max_in_flight=clients.max_connections)
+        super().__init__(
+            core_factory=make_core,
+            max_in_flight=clients.max_connections,
+            policy=policy,
+            single_flight=single_flight,
+        )
 
     @property
     def vector_backend(self) -> str:

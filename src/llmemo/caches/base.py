@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from llmemo.options import CallOptions
+    from llmemo.policy import FailurePolicy
     from llmemo.verify.base import Verdict
 
-__all__ = ["CacheHit", "CacheStats", "check_key_inputs"]
+__all__ = ["DEFAULT", "CacheHit", "CacheRuntime", "CacheStats", "check_key_inputs", "resolve_ttl"]
+
+#: Marks an omitted per-call argument (``ttl``) where ``None`` is a meaningful value.
+DEFAULT: Any = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +58,18 @@ class CacheStats:
         verifier_accepts: Semantic candidates a hit verifier accepted.
         verifier_rejections: Semantic candidates a hit verifier rejected.
         verifier_errors: Verifier calls that raised (each counted as a rejection).
+        errors_timeout: Store operations that exceeded their budget.
+        errors_unavailable: Store operations that could not reach the backend.
+        errors_backend: Other store failures.
+        embedder_errors: Embedder calls that failed or exceeded their budget.
+        writes_dropped: Writes not stored because the backend or embedder failed.
+        breaker_opens: Times a circuit opened.
+        breaker_closes: Times an open circuit closed again.
+        breaker_skips: Calls not sent because a circuit was open.
+        bypassed_reads: Lookups skipped by ``llmemo.options(bypass_read=True)``.
+        bypassed_writes: Writes skipped by ``llmemo.options(bypass_write=True)``.
+        singleflight_waits: Lookups that waited for a concurrent identical miss.
+        singleflight_shared: Waiting lookups served the value that miss computed.
     """
 
     exact_hits: int = 0
@@ -62,12 +81,34 @@ class CacheStats:
     verifier_accepts: int = 0
     verifier_rejections: int = 0
     verifier_errors: int = 0
+    errors_timeout: int = 0
+    errors_unavailable: int = 0
+    errors_backend: int = 0
+    embedder_errors: int = 0
+    writes_dropped: int = 0
+    breaker_opens: int = 0
+    breaker_closes: int = 0
+    breaker_skips: int = 0
+    bypassed_reads: int = 0
+    bypassed_writes: int = 0
+    singleflight_waits: int = 0
+    singleflight_shared: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, counter: str, amount: int = 1) -> None:
         """Increase one counter (thread-safe)."""
         with self._lock:
             setattr(self, counter, getattr(self, counter) + amount)
+
+    @property
+    def errors(self) -> int:
+        """All store and embedder failures."""
+        return (
+            self.errors_timeout
+            + self.errors_unavailable
+            + self.errors_backend
+            + self.embedder_errors
+        )
 
     @property
     def hits(self) -> int:
@@ -86,3 +127,40 @@ def check_key_inputs(prompt: object, llm_string: object) -> None:
         raise TypeError(f"prompt must be a str; got {type(prompt).__qualname__}")
     if not isinstance(llm_string, str):
         raise TypeError(f"llm_string must be a str; got {type(llm_string).__qualname__}")
+
+
+class CacheRuntime:
+    """What every core of one cache shares, across event loops and threads: the failure
+    policy, the counters, and one guard (budget + circuit breaker) for the store and one
+    for the embedder.
+
+    Args:
+        policy: The failure policy (default: fail open, 100 ms per store operation).
+        clock: Monotonic seconds for breakers and warning rate limits.
+    """
+
+    def __init__(
+        self, policy: FailurePolicy | None = None, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        from llmemo.policy import FailurePolicy, Guard
+
+        self.policy = policy if policy is not None else FailurePolicy()
+        self.stats = CacheStats()
+        self.store_guard = Guard(self.policy, "store", self.stats, clock)
+        self.embed_guard = Guard(self.policy, "embedder", self.stats, clock)
+
+
+def resolve_ttl(explicit: Any, options: CallOptions, default: float | None) -> float | None:
+    """The TTL of one write: the explicit argument, else an enclosing
+    ``llmemo.options(ttl=...)``, else the cache's default.
+
+    Raises:
+        ConfigurationError: an explicit ``ttl`` is invalid.
+    """
+    from llmemo.config import validate_ttl
+
+    if explicit is not DEFAULT:
+        return validate_ttl(explicit)
+    if options.has_ttl:
+        return options.ttl  # type: ignore[no-any-return]
+    return default

@@ -7,14 +7,22 @@ from collections.abc import Callable
 from typing import Any
 
 from llmemo import codec, keys
-from llmemo.caches.base import CacheHit, CacheStats, check_key_inputs
-from llmemo.config import CacheConfig, validate_ttl
-from llmemo.errors import SerializationError
+from llmemo.caches.base import (
+    DEFAULT,
+    CacheHit,
+    CacheRuntime,
+    CacheStats,
+    check_key_inputs,
+    resolve_ttl,
+)
+from llmemo.config import CacheConfig
+from llmemo.errors import SerializationError, WrongTypeError
+from llmemo.options import current_options
+from llmemo.policy import FailurePolicy
 from llmemo.stores.base import KeyStore
 
 __all__ = ["ExactCache"]
 
-_DEFAULT = object()
 _PARTITION_MEMO_SIZE = 256
 
 
@@ -25,9 +33,14 @@ class ExactCache:
     namespace and ``llm_string``: the same prompt under two model configurations never
     shares an entry. A lookup is one ``get``; a write is one ``set`` with its TTL.
 
+    Failures follow the cache's :class:`~llmemo.policy.FailurePolicy` (default: fail
+    open — a failed lookup is a miss, a failed write is dropped, both counted, each store
+    call under a time budget and a circuit breaker). Undecodable entries (garbage, another
+    schema version, a key of another Redis type) are counted misses. Per-call controls
+    come from :func:`llmemo.options`.
+
     Loop affinity is the store's: with a loop-bound store (``redis.asyncio``), use the
-    cache only on that store's loop. Errors of the store propagate (typed
-    :mod:`llmemo.errors` backend errors); undecodable entries are counted misses.
+    cache only on that store's loop.
     """
 
     def __init__(
@@ -36,6 +49,8 @@ class ExactCache:
         *,
         namespace: str = "llmemo",
         ttl: float | None = None,
+        policy: FailurePolicy | None = None,
+        runtime: CacheRuntime | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """Create a cache; does no I/O.
@@ -44,6 +59,9 @@ class ExactCache:
             store: Where entries live.
             namespace: Key prefix of this cache (1-64 of ``[A-Za-z0-9_.:-]``).
             ttl: Default seconds an entry lives, or ``None`` for no expiry.
+            policy: What failures do (ignored when ``runtime`` is given).
+            runtime: Counters and guards shared with other cores of the same cache (e.g.
+                one core per event loop); a new one by default.
             clock: Wall-clock seconds, used for entry ages.
 
         Raises:
@@ -51,10 +69,15 @@ class ExactCache:
         """
         self.config = CacheConfig(namespace=namespace, ttl=ttl)
         self.store = store
-        self.stats = CacheStats()
+        self.runtime = runtime if runtime is not None else CacheRuntime(policy)
         self._clock = clock
         # An application uses few model configurations: remember their partitions.
         self._partitions: dict[str, str] = {}
+
+    @property
+    def stats(self) -> CacheStats:
+        """This cache's counters (shared by every core of the same runtime)."""
+        return self.runtime.stats
 
     def key(self, prompt: str, llm_string: str) -> str:
         """The store key of ``(prompt, llm_string)`` in this cache."""
@@ -71,25 +94,37 @@ class ExactCache:
 
         Raises:
             TypeError: ``prompt`` or ``llm_string`` is not a ``str``.
-            BackendError: the store failed (subclasses by kind).
+            BackendError: the store failed, with ``errors="raise"`` only.
         """
         check_key_inputs(prompt, llm_string)
+        stats = self.runtime.stats
+        if current_options().bypass_read:
+            stats.add("bypassed_reads")
+            return None
         key = self.key(prompt, llm_string)
-        payload = await self.store.get(key)
+        payload = await self.runtime.store_guard.call("lookup", lambda: self._get(key), None)
         if payload is not None:
             try:
                 entry = codec.decode(payload)
             except SerializationError:
-                self.stats.add("decode_errors")
+                stats.add("decode_errors")
             else:
-                self.stats.add("exact_hits")
+                stats.add("exact_hits")
                 age = max(0.0, self._clock() - entry.written_at)
                 return CacheHit(entry.value, "exact", 0.0, key.rsplit(":", 1)[1], age)
-        self.stats.add("misses")
+        stats.add("misses")
         return None
 
+    async def _get(self, key: str) -> bytes | None:
+        try:
+            return await self.store.get(key)
+        except WrongTypeError:
+            # Not an entry of ours (another Redis type under our key): bad stored data.
+            self.runtime.stats.add("decode_errors")
+            return None
+
     async def aupdate(
-        self, prompt: str, llm_string: str, value: Any, *, ttl: Any = _DEFAULT
+        self, prompt: str, llm_string: str, value: Any, *, ttl: Any = DEFAULT
     ) -> None:
         """Store ``value`` for ``(prompt, llm_string)``, replacing any previous entry.
 
@@ -97,23 +132,38 @@ class ExactCache:
             prompt: The prompt.
             llm_string: The model configuration.
             value: A sequence of LangChain generations, or JSON data.
-            ttl: Seconds this entry lives (``None``: no expiry); the cache's ``ttl`` if
-                omitted.
+            ttl: Seconds this entry lives (``None``: no expiry); if omitted, the TTL of an
+                enclosing ``llmemo.options(ttl=...)`` block, else the cache's ``ttl``.
 
         Raises:
             TypeError: bad ``prompt``/``llm_string``, or generations of a disallowed type.
             ConfigurationError: bad ``ttl``.
             SerializationError: the value is not encodable. Nothing is stored on error.
-            BackendError: the store failed.
+            BackendError: the store failed, with ``errors="raise"`` only (otherwise the
+                write is dropped and counted in ``stats.writes_dropped``).
         """
         check_key_inputs(prompt, llm_string)
-        entry_ttl = self.config.ttl if ttl is _DEFAULT else validate_ttl(ttl)
+        options = current_options()
+        entry_ttl = resolve_ttl(ttl, options, self.config.ttl)
         payload = codec.encode(value, written_at=self._clock())
-        await self.store.set(self.key(prompt, llm_string), payload, ttl=entry_ttl)
-        self.stats.add("writes")
+        if options.bypass_write:
+            self.runtime.stats.add("bypassed_writes")
+            return
+        key = self.key(prompt, llm_string)
+        done = await self.runtime.store_guard.call(
+            "write", lambda: self._set(key, payload, entry_ttl), False
+        )
+        self.runtime.stats.add("writes" if done else "writes_dropped")
+
+    async def _set(self, key: str, payload: bytes, ttl: float | None) -> bool:
+        await self.store.set(key, payload, ttl=ttl)
+        return True
 
     async def aclear(self) -> int:
-        """Remove every entry of this cache's namespace (and nothing else); return how many."""
+        """Remove every entry of this cache's namespace (and nothing else); return how many.
+
+        An explicit administrative action: store errors propagate whatever the policy.
+        """
         return await self.store.clear(f"{self.config.namespace}:{keys.KEY_SCHEMA}:x:")
 
     async def aclose(self) -> None:

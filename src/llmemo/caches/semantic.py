@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -9,21 +10,28 @@ from collections.abc import Callable
 from typing import Any
 
 from llmemo import codec, keys
-from llmemo.caches.base import CacheHit, CacheStats, check_key_inputs
+from llmemo.caches.base import (
+    DEFAULT,
+    CacheHit,
+    CacheRuntime,
+    CacheStats,
+    check_key_inputs,
+    resolve_ttl,
+)
 from llmemo.config import (
     SemanticConfig,
     validate_distance_threshold,
     validate_optional_positive_int,
-    validate_ttl,
 )
-from llmemo.errors import ConfigurationError, SerializationError
-from llmemo.stores.base import Embedder, VectorStore
+from llmemo.errors import ConfigurationError, SerializationError, WrongTypeError
+from llmemo.options import current_options
+from llmemo.policy import FailurePolicy
+from llmemo.stores.base import Embedder, VectorMatch, VectorStore
 from llmemo.text import PromptParts, split_prompt
 from llmemo.verify.base import Candidate, HitVerifier, Verdict
 
 __all__ = ["SemanticCache"]
 
-_DEFAULT = object()
 _DEFAULT_CANDIDATES = 4
 
 
@@ -66,8 +74,12 @@ class SemanticCache:
     A write embeds the text (memoised: a miss followed by its update embeds once) and
     adds vector and payload in one store call.
 
-    Loop affinity is the store's and the embedder's. Store and embedder errors propagate;
-    undecodable entries are counted and skipped.
+    Failures follow the cache's :class:`~llmemo.policy.FailurePolicy` (default: fail
+    open, store calls and embedder calls each under a budget and a circuit breaker);
+    undecodable entries are counted and skipped. Per-call controls come from
+    :func:`llmemo.options`.
+
+    Loop affinity is the store's and the embedder's.
     """
 
     def __init__(
@@ -82,6 +94,8 @@ class SemanticCache:
         exact_first: bool = True,
         verifier: HitVerifier | None = None,
         candidates: int | None = None,
+        policy: FailurePolicy | None = None,
+        runtime: CacheRuntime | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """Create a cache; does no I/O.
@@ -103,6 +117,8 @@ class SemanticCache:
             candidates: How many nearest entries under the threshold the vector query
                 returns for the verifier to try, nearest first (default 4 with a
                 verifier, 1 without).
+            policy: What failures do (ignored when ``runtime`` is given).
+            runtime: Counters and guards shared with other cores of the same cache.
             clock: Wall-clock seconds, used for entry ages.
 
         Raises:
@@ -127,9 +143,14 @@ class SemanticCache:
         self.candidates = default_k if k is None else k
         self.store = store
         self.embedder = embedder
-        self.stats = CacheStats()
+        self.runtime = runtime if runtime is not None else CacheRuntime(policy)
         self._clock = clock
         self._memo = _EmbeddingMemo(self.config.embedding_memo_size)
+
+    @property
+    def stats(self) -> CacheStats:
+        """This cache's counters (shared by every core of the same runtime)."""
+        return self.runtime.stats
 
     def _locate(self, prompt: str, llm_string: str) -> tuple[PromptParts, str, str]:
         parts = split_prompt(prompt)
@@ -141,11 +162,23 @@ class SemanticCache:
         if vector is None:
             vectors = await self.embedder.embed([text])
             if len(vectors) != 1:
-                raise ConfigurationError(f"embedder returned {len(vectors)} vectors for one text")
+                raise SerializationError(f"embedder returned {len(vectors)} vectors for one text")
             vector = vectors[0]
+            if not vector or not all(math.isfinite(x) for x in vector) or not any(vector):
+                raise SerializationError("embedder returned an empty, zero or non-finite vector")
             self.stats.add("embeddings")
             self._memo.put(text, vector)
         return vector
+
+    async def _embed_guarded(self, text: str, operation: str) -> list[float] | None:
+        return await self.runtime.embed_guard.call(operation, lambda: self._embed(text), None)
+
+    async def _get(self, partition: str, entry_id: str) -> bytes | None:
+        try:
+            return await self.store.get(partition, entry_id)
+        except WrongTypeError:
+            self.runtime.stats.add("decode_errors")
+            return None
 
     def _decode(self, payload: bytes) -> codec.DecodedEntry | None:
         try:
@@ -196,21 +229,31 @@ class SemanticCache:
             BackendError: the store failed.
         """
         check_key_inputs(prompt, llm_string)
-        threshold = (
-            self.config.distance_threshold
-            if distance_threshold is None
-            else validate_distance_threshold(distance_threshold)
-        )
+        options = current_options()
+        if distance_threshold is not None:
+            threshold = validate_distance_threshold(distance_threshold)
+        elif options.distance_threshold is not None:
+            threshold = options.distance_threshold
+        else:
+            threshold = self.config.distance_threshold
+        if options.bypass_read:
+            self.stats.add("bypassed_reads")
+            return None
+        guard = self.runtime.store_guard
         parts, partition, entry_id = self._locate(prompt, llm_string)
         if self.exact_first or not parts.text:
-            payload = await self.store.get(partition, entry_id)
+            payload = await guard.call("lookup", lambda: self._get(partition, entry_id), None)
             entry = None if payload is None else self._decode(payload)
             if entry is not None:
                 return self._hit(entry, "exact", 0.0, entry_id)
-        if parts.text:
-            vector = await self._embed(parts.text)
-            matches = await self.store.search(
-                partition, vector, k=self.candidates, max_distance=threshold
+        vector = None if not parts.text else await self._embed_guarded(parts.text, "lookup")
+        if vector is not None:
+            k = self.candidates
+            no_matches: list[VectorMatch] = []
+            matches = await guard.call(
+                "vector query",
+                lambda: self.store.search(partition, vector, k=k, max_distance=threshold),
+                no_matches,
             )
             signature: Any = None
             if self.verifier is not None and matches:
@@ -234,7 +277,7 @@ class SemanticCache:
         return None
 
     async def aupdate(
-        self, prompt: str, llm_string: str, value: Any, *, ttl: Any = _DEFAULT
+        self, prompt: str, llm_string: str, value: Any, *, ttl: Any = DEFAULT
     ) -> None:
         """Store ``value`` for this prompt and configuration.
 
@@ -246,28 +289,45 @@ class SemanticCache:
             prompt: The prompt.
             llm_string: The model configuration.
             value: A sequence of LangChain generations, or JSON data.
-            ttl: Seconds this entry lives (``None``: no expiry); the cache's if omitted.
+            ttl: Seconds this entry lives (``None``: no expiry); if omitted, the TTL of an
+                enclosing ``llmemo.options(ttl=...)`` block, else the cache's.
 
         Raises:
             TypeError: bad ``prompt``/``llm_string``, or generations of a disallowed type.
             ConfigurationError: bad ``ttl``, or an empty ``prompt`` (nothing to embed).
             SerializationError: the value is not encodable. Nothing is stored on error.
-            BackendError: the store or the embedder failed.
+            BackendError: the store or the embedder failed, with ``errors="raise"``
+                only (otherwise the write is dropped and counted).
         """
         check_key_inputs(prompt, llm_string)
-        entry_ttl = self.config.ttl if ttl is _DEFAULT else validate_ttl(ttl)
+        options = current_options()
+        entry_ttl = resolve_ttl(ttl, options, self.config.ttl)
         parts, partition, entry_id = self._locate(prompt, llm_string)
         text = parts.text or prompt
         if not text:
             raise ConfigurationError("prompt must not be empty for a semantic cache")
         signature = None if self.verifier is None else self.verifier.signature(text)
         payload = codec.encode(value, written_at=self._clock(), signature=signature)
-        vector = await self._embed(text)
-        await self.store.add(partition, entry_id, vector, payload, ttl=entry_ttl)
-        self.stats.add("writes")
+        if options.bypass_write:
+            self.stats.add("bypassed_writes")
+            return
+        vector = await self._embed_guarded(text, "write")
+        done = vector is not None and await self.runtime.store_guard.call(
+            "write", lambda: self._add(partition, entry_id, vector, payload, entry_ttl), False
+        )
+        self.stats.add("writes" if done else "writes_dropped")
+
+    async def _add(
+        self, partition: str, entry_id: str, vector: list[float], payload: bytes, ttl: float | None
+    ) -> bool:
+        await self.store.add(partition, entry_id, vector, payload, ttl=ttl)
+        return True
 
     async def aclear(self) -> int:
-        """Remove every entry of this cache's store; return how many."""
+        """Remove every entry of this cache's store; return how many.
+
+        An explicit administrative action: store errors propagate whatever the policy.
+        """
         self._memo = _EmbeddingMemo(self.config.embedding_memo_size)
         return await self.store.clear()
 

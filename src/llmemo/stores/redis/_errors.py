@@ -16,7 +16,8 @@ builtin ``TimeoutError``
 ``READONLY`` replies (failover in progress)
 ``unknown command`` / ``unknown subcommand`` replies,          :class:`CapabilityError`
 ``ModuleError``
-any other ``RedisError`` (``WRONGTYPE``, ``OOM``, ``NOPERM``,  :class:`BackendError`
+``WRONGTYPE`` replies (a key of another type)                  :class:`WrongTypeError`
+any other ``RedisError`` (``OOM``, ``NOPERM``,                 :class:`BackendError`
 syntax errors, ...) and cluster programming errors
 (``CrossSlotTransactionError``, ``InvalidPipelineStack``)
 ============================================================  ===============================
@@ -39,6 +40,7 @@ from llmemo.errors import (
     BackendUnavailableError,
     CapabilityError,
     LlmemoError,
+    WrongTypeError,
 )
 
 __all__ = ["DRIVER_ERRORS", "map_redis_errors", "translate"]
@@ -109,6 +111,8 @@ def translate(exc: BaseException, operation: str) -> BackendError:
         return BackendError(_describe(exc, operation, "failed"))
     if isinstance(exc, _UNAVAILABLE_CLUSTER_ERRORS):
         return BackendUnavailableError(_describe(exc, operation, "found the server not serving"))
+    if isinstance(exc, rex.ResponseError) and "WRONGTYPE" in str(exc):
+        return WrongTypeError(_describe(exc, operation, "met a key of another type"))
     if isinstance(exc, rex.ModuleError) or (
         isinstance(exc, rex.ResponseError)
         and any(marker in str(exc).lower() for marker in _MISSING_COMMAND_MARKERS)

@@ -1,0 +1,166 @@
+"""In-process single-flight for LangChain's lookup → model call → update sequence.
+
+When many callers miss on the same ``(prompt, llm_string)`` at once, only the first (the
+*leader*) should call the model; the others wait for the leader's ``update`` and are
+served its value. LangChain calls ``lookup``, then the model, then ``update``, all in
+the caller's task (async) or thread (sync), so the leader is identified by that task or
+thread.
+
+A flight ends, and its waiters are released, when:
+
+* the leader's ``update`` for that key arrives: waiters get the value (each decodes its
+  own copy, so no two callers share mutable objects);
+* the leader's task finishes without it (the model call failed or was cancelled), or the
+  leader starts another lookup (a sync leader whose model call raised and moved on):
+  waiters get nothing; the adapter lets them join again, so one of them leads the retry
+  (a few times at most, then they miss and call the model themselves);
+* a waiter has waited ``timeout`` seconds: it misses.
+
+A caller whose lookup missed just before the leader's update landed would otherwise find
+no flight and lead a second model call; so a completed key is remembered for
+:data:`RECENT_SECONDS`, and such a caller is told to look the cache up again instead.
+
+Thread-safe: sync waiters (threads) and async waiters (on any event loop) share flights.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["RECENT", "RECENT_SECONDS", "SingleFlight"]
+
+#: Returned by :meth:`SingleFlight.join` when the key's flight has just landed.
+RECENT: Any = object()
+#: Seconds a landed flight's key is remembered.
+RECENT_SECONDS = 5.0
+_MAX_RECENT = 4096
+
+
+@dataclass
+class _Flight:
+    owner: Any
+    done: threading.Event = field(default_factory=threading.Event)
+    payload: bytes | None = None
+    waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[bytes | None]]] = field(
+        default_factory=list
+    )
+    waiting: int = 0
+
+
+def _current_owner() -> Any:
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        task = None
+    return task if task is not None else ("thread", threading.get_ident())
+
+
+class SingleFlight:
+    """A table of flights, keyed by a string the caller derives from prompt and model.
+
+    Args:
+        timeout: Most seconds a waiter waits for the leader.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._flights: dict[str, _Flight] = {}
+        self._led: dict[Any, str] = {}  # owner -> key of the flight it leads
+        self._recent: OrderedDict[str, float] = OrderedDict()  # landed key -> when
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        """Flights in progress."""
+        return len(self._flights)
+
+    def join(self, key: str) -> Any:
+        """Join the flight of ``key``: ``None`` if the caller leads it (it must call the
+        model and ``complete``), :data:`RECENT` if that key's value has just been stored
+        (look it up again), else the flight to wait for."""
+        owner = _current_owner()
+        with self._lock:
+            landed = self._recent.get(key)
+            if landed is not None:
+                if time.monotonic() - landed < RECENT_SECONDS:
+                    return RECENT
+                del self._recent[key]
+            previous = self._led.get(owner)
+            if previous is not None and previous != key:
+                self._finish(previous, None, landed=False)  # its model call ended, no update
+            flight = self._flights.get(key)
+            if flight is not None and flight.owner != owner:
+                flight.waiting += 1
+                return flight
+            if flight is None:
+                self._flights[key] = _Flight(owner)
+                self._led[owner] = key
+                if isinstance(owner, asyncio.Task):
+                    owner.add_done_callback(lambda _task: self.abandon(key, owner))
+            return None
+
+    def complete(self, key: str, payload: bytes | None) -> bool:
+        """End the flight of ``key`` with ``payload`` (``None``: nothing to share).
+
+        Returns:
+            Whether anyone was waiting (the caller may skip encoding otherwise).
+        """
+        with self._lock:
+            return self._finish(key, payload, landed=True)
+
+    def has_waiters(self, key: str) -> bool:
+        """Whether a flight of ``key`` has callers waiting for it."""
+        flight = self._flights.get(key)
+        return flight is not None and flight.waiting > 0
+
+    def abandon(self, key: str, owner: Any) -> None:
+        """End ``owner``'s flight of ``key`` without a value (its model call failed)."""
+        with self._lock:
+            flight = self._flights.get(key)
+            if flight is not None and flight.owner is owner:
+                self._finish(key, None, landed=False)
+
+    def _finish(self, key: str, payload: bytes | None, *, landed: bool) -> bool:
+        flight = self._flights.pop(key, None)
+        if flight is None:
+            return False
+        if landed:
+            # The leader's update stored the value: late joiners should read the cache.
+            self._recent[key] = time.monotonic()
+            self._recent.move_to_end(key)
+            while len(self._recent) > _MAX_RECENT:
+                self._recent.popitem(last=False)
+        if self._led.get(flight.owner) == key:
+            del self._led[flight.owner]
+        flight.payload = payload
+        flight.done.set()
+        for loop, future in flight.waiters:
+            loop.call_soon_threadsafe(_resolve, future, payload)
+        return flight.waiting > 0
+
+    async def wait_async(self, flight: _Flight) -> bytes | None:
+        """Wait (bounded) on the running loop for ``flight``; its payload or ``None``."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if flight.done.is_set():
+                return flight.payload
+            future: asyncio.Future[bytes | None] = loop.create_future()
+            flight.waiters.append((loop, future))
+        try:
+            return await asyncio.wait_for(future, self.timeout)
+        except asyncio.TimeoutError:  # not the builtin TimeoutError on Python 3.10
+            return None
+
+    def wait_sync(self, flight: _Flight) -> bytes | None:
+        """Block (bounded) until ``flight`` ends; its payload or ``None``."""
+        flight.done.wait(self.timeout)
+        return flight.payload if flight.done.is_set() else None
+
+
+def _resolve(future: asyncio.Future[bytes | None], payload: bytes | None) -> None:
+    if not future.done():
+        future.set_result(payload)

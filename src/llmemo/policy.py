@@ -1,0 +1,283 @@
+"""Fail-open policy: a cache must never be the reason an LLM call fails.
+
+Every backend operation of a cache runs under a :class:`Guard`:
+
+* a **time budget** (``operation_timeout`` seconds for store calls, ``embed_timeout`` for
+  the embedder) enforced on the event loop; on llmemo's loop-free sync paths the clients'
+  socket timeouts bound the time instead;
+* a **circuit breaker**: after ``breaker_threshold`` consecutive failures the guard stops
+  calling the backend for ``breaker_reset`` seconds (a skipped call costs nothing), then
+  lets one probe through (half-open); a success closes it again;
+* with ``errors="open"`` (the default) a failed or skipped lookup is a miss and a failed
+  write is dropped, each counted, with a warning at most once per ``warn_interval``
+  seconds per kind of failure; with ``errors="raise"`` the typed
+  :mod:`llmemo.errors` exception propagates.
+
+Only backend failures are absorbed (:class:`~llmemo.errors.BackendError`, timeouts, and
+any exception of the embedder); invalid arguments (``TypeError``,
+``ConfigurationError``) always raise, and ``asyncio.CancelledError`` is never swallowed.
+Warnings go to the ``llmemo`` logger and never include connection URLs or credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from llmemo.errors import BackendError, BackendTimeoutError, BackendUnavailableError
+from llmemo.errors import ConfigurationError as _ConfigurationError
+
+if TYPE_CHECKING:
+    from llmemo.caches.base import CacheStats
+
+__all__ = ["Breaker", "FailurePolicy", "Guard"]
+
+T = TypeVar("T")
+logger = logging.getLogger("llmemo")
+
+ErrorMode = Literal["open", "raise"]
+
+
+def _positive(value: object, parameter: str, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise _ConfigurationError(f"{parameter} must be a finite number > 0; got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class FailurePolicy:
+    """How a cache behaves when its backend or embedder fails (all times in seconds).
+
+    Attributes:
+        errors: ``"open"``: failures become misses / dropped writes; ``"raise"``: they
+            propagate as :mod:`llmemo.errors` exceptions.
+        operation_timeout: Budget of one store operation (a lookup's get or vector query,
+            a write); ``None`` for no budget beyond the client's socket timeouts.
+        embed_timeout: Budget of one embedder call, or ``None``.
+        breaker_threshold: Consecutive failures that open the circuit.
+        breaker_reset: Seconds the circuit stays open before one probe is let through.
+        warn_interval: Least seconds between two warnings about the same kind of failure.
+    """
+
+    errors: ErrorMode = "open"
+    operation_timeout: float | None = 0.1
+    embed_timeout: float | None = 10.0
+    breaker_threshold: int = 5
+    breaker_reset: float = 1.0
+    warn_interval: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.errors not in ("open", "raise"):
+            raise _ConfigurationError(f"errors must be 'open' or 'raise'; got {self.errors!r}")
+        _positive(self.operation_timeout, "operation_timeout", allow_none=True)
+        _positive(self.embed_timeout, "embed_timeout", allow_none=True)
+        _positive(self.breaker_reset, "breaker_reset")
+        _positive(self.warn_interval, "warn_interval")
+        threshold = self.breaker_threshold
+        if not isinstance(threshold, int) or isinstance(threshold, bool) or threshold < 1:
+            raise _ConfigurationError(
+                f"breaker_threshold must be an integer >= 1; got {threshold!r}"
+            )
+
+
+class Breaker:
+    """A thread-safe circuit breaker: closed → open → half-open → closed.
+
+    Args:
+        threshold: Consecutive failures that open it.
+        reset: Seconds it stays open before letting one probe through.
+        clock: Monotonic seconds (injectable for tests).
+    """
+
+    def __init__(
+        self, threshold: int, reset: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._threshold = threshold
+        self._reset = reset
+        self._clock = clock
+        self._failures = 0
+        self._opened_at: float | None = None
+        self._probing = False
+        self._lock = threading.Lock()
+
+    @property
+    def state(self) -> Literal["closed", "open", "half-open"]:
+        """``"closed"`` (calls pass), ``"open"`` (calls skipped) or ``"half-open"``."""
+        with self._lock:
+            if self._opened_at is None:
+                return "closed"
+            if self._probing or self._clock() - self._opened_at >= self._reset:
+                return "half-open"
+            return "open"
+
+    def allow(self) -> bool:
+        """Whether a call may go to the backend now (half-open admits one probe)."""
+        if self._opened_at is None:  # fast path, no lock: the common case
+            return True
+        with self._lock:
+            if self._opened_at is None:
+                return True
+            if self._probing or self._clock() - self._opened_at < self._reset:
+                return False
+            self._probing = True
+            return True
+
+    def success(self) -> bool:
+        """Record a success; return whether this closed an open circuit."""
+        if self._opened_at is None and self._failures == 0:
+            return False
+        with self._lock:
+            was_open = self._opened_at is not None
+            self._failures = 0
+            self._opened_at = None
+            self._probing = False
+            return was_open
+
+    def failure(self) -> bool:
+        """Record a failure; return whether this opened the circuit."""
+        with self._lock:
+            self._failures += 1
+            if self._probing or (self._opened_at is None and self._failures >= self._threshold):
+                opened = self._opened_at is None or self._probing
+                self._opened_at = self._clock()
+                self._probing = False
+                return opened
+            return False
+
+
+def _timeout_scope(seconds: float) -> Any:
+    """``asyncio.timeout(seconds)`` for the running task, or ``None`` where there is none:
+    llmemo's loop-free sync paths rely on the clients' socket timeouts instead. (Python 3.10
+    has no ``asyncio.timeout``; there the socket timeouts are the bound too.)"""
+    if sys.version_info < (3, 11):  # pragma: no cover - exercised on 3.10 only
+        return None
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        return None
+    return None if task is None else asyncio.timeout(seconds)
+
+
+class Guard:
+    """Runs one kind of backend call (store or embedder) under a :class:`FailurePolicy`.
+
+    One guard is shared by every event loop's core of a cache, so the breaker sees the
+    backend's health, not one loop's.
+
+    Args:
+        policy: The policy.
+        kind: ``"store"`` or ``"embedder"`` (which timeout applies; names in messages).
+        stats: Counters to update.
+        clock: Monotonic seconds for the breaker and the warning rate limit.
+    """
+
+    def __init__(
+        self,
+        policy: FailurePolicy,
+        kind: Literal["store", "embedder"],
+        stats: CacheStats,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.policy = policy
+        self.kind = kind
+        self.stats = stats
+        self.breaker = Breaker(policy.breaker_threshold, policy.breaker_reset, clock)
+        self._timeout = policy.operation_timeout if kind == "store" else policy.embed_timeout
+        self._clock = clock
+        self._last_warning: dict[str, float] = {}
+        self._warn_lock = threading.Lock()
+
+    async def call(self, operation: str, action: Callable[[], Awaitable[T]], fallback: T) -> T:
+        """Await ``action()`` under the budget and the breaker.
+
+        Returns:
+            The action's result, or ``fallback`` when the call failed or was skipped and
+            the policy is ``"open"``.
+
+        Raises:
+            BackendError: a failure (or an open circuit) with ``errors="raise"``.
+        """
+        if not self.breaker.allow():
+            self.stats.add("breaker_skips")
+            if self.policy.errors == "raise":
+                raise BackendUnavailableError(
+                    f"{self.kind} circuit is open after repeated failures; {operation} skipped"
+                )
+            return fallback
+        try:
+            scope = None if self._timeout is None else _timeout_scope(self._timeout)
+            if scope is None:
+                result = await action()
+            else:
+                async with scope:
+                    result = await action()
+        except asyncio.CancelledError:
+            raise
+        except TimeoutError as exc:  # asyncio's budget, or BackendTimeoutError
+            error = (
+                exc
+                if isinstance(exc, BackendError)
+                else BackendTimeoutError(
+                    f"{self.kind} {operation} exceeded its {self._timeout} s budget"
+                )
+            )
+            return self._failed(operation, error, exc, fallback)
+        except BackendError as exc:
+            return self._failed(operation, exc, exc, fallback)
+        except Exception as exc:
+            if self.kind != "embedder":
+                raise  # a bug or a caller error, not a backend failure
+            failure = BackendError(f"embedder failed: {type(exc).__name__}: {exc}")
+            return self._failed(operation, failure, exc, fallback)
+        if self.breaker.success():
+            self.stats.add("breaker_closes")
+            logger.warning("llmemo: %s is back; circuit closed", self.kind)
+        return result
+
+    def _failed(self, operation: str, error: BackendError, cause: BaseException, fallback: T) -> T:
+        kind = (
+            "timeout"
+            if isinstance(error, BackendTimeoutError)
+            else "unavailable"
+            if isinstance(error, BackendUnavailableError)
+            else "backend"
+        )
+        self.stats.add("embedder_errors" if self.kind == "embedder" else f"errors_{kind}")
+        if self.breaker.failure():
+            self.stats.add("breaker_opens")
+            self._warn(
+                f"{self.kind}-breaker",
+                f"llmemo: {self.kind} circuit opened after repeated failures",
+            )
+        if self.policy.errors == "raise":
+            if error is cause:
+                raise error
+            raise error from cause
+        self._warn(
+            f"{self.kind}-{kind}",
+            f"llmemo: {self.kind} {operation} failed ({kind}); continuing without the cache: "
+            f"{error}",
+        )
+        return fallback
+
+    def _warn(self, kind: str, message: str) -> None:
+        now = self._clock()
+        with self._warn_lock:
+            last = self._last_warning.get(kind)
+            if last is not None and now - last < self.policy.warn_interval:
+                return
+            self._last_warning[kind] = now
+        logger.warning("%s", message)

@@ -1,0 +1,133 @@
+"""Single-flight: concurrent identical misses make one model call, through LangChain."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+from llmemo.langchain import InMemoryCache, LangChainCache, RedisCache
+
+
+class CountingChatModel(BaseChatModel):
+    """A real LangChain chat model that counts calls, sleeps, and can fail."""
+
+    latency: float = 0.05
+    calls: int = 0
+    fail_first: int = 0
+    lock: Any = None
+
+    @property
+    def _llm_type(self) -> str:
+        return "counting"
+
+    def _answer(self) -> ChatResult:
+        with self.lock:
+            self.calls += 1
+            failing = self.calls <= self.fail_first
+        if failing:
+            raise RuntimeError("model failed")
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content="answer"))])
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        time.sleep(self.latency)
+        return self._answer()
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        await asyncio.sleep(self.latency)
+        return self._answer()
+
+
+def model(cache: LangChainCache, **kwargs: Any) -> CountingChatModel:
+    return CountingChatModel(cache=cache, lock=threading.Lock(), **kwargs)
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def cache(request: pytest.FixtureRequest, unique_prefix: str) -> Iterator[LangChainCache]:
+    if request.param == "memory":
+        yield InMemoryCache()
+        return
+    redis_cache = RedisCache(request.getfixturevalue("redis_url"), prefix=unique_prefix)
+    yield redis_cache
+    redis_cache.clear()
+
+
+async def test_a_thousand_concurrent_ainvokes_make_one_model_call(cache: LangChainCache) -> None:
+    chat = model(cache)
+    started = time.monotonic()
+    answers = await asyncio.gather(*(chat.ainvoke("same prompt") for _ in range(1000)))
+    assert chat.calls == 1
+    assert {a.content for a in answers} == {"answer"}
+    assert cache.stats.singleflight_waits >= 900  # the rest were hits after the update
+    assert cache.stats.singleflight_shared == cache.stats.singleflight_waits
+    assert time.monotonic() - started < 20
+
+
+def test_fifty_threads_on_the_sync_path_make_one_model_call(cache: LangChainCache) -> None:
+    chat = model(cache, latency=0.2)
+    barrier = threading.Barrier(50)
+    answers: list[str] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            barrier.wait(timeout=10)
+            answers.append(str(chat.invoke("same prompt").content))
+        except BaseException as exc:  # re-raised below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors
+    assert answers == ["answer"] * 50
+    assert chat.calls == 1
+
+
+async def test_a_failing_model_call_releases_the_waiters(cache: LangChainCache) -> None:
+    chat = model(cache, fail_first=1)
+    started = time.monotonic()
+    results = await asyncio.gather(
+        *(chat.ainvoke("same prompt") for _ in range(20)), return_exceptions=True
+    )
+    failures = [r for r in results if isinstance(r, BaseException)]
+    assert [str(f) for f in failures] == ["model failed"]  # only the leader's own call
+    assert all(getattr(r, "content", None) == "answer" for r in results if r not in failures)
+    # Released at once (not after the 30 s wait bound); one of them led the next flight.
+    assert time.monotonic() - started < 5
+    assert chat.calls == 2
+
+
+async def test_different_prompts_do_not_wait_for_each_other(cache: LangChainCache) -> None:
+    chat = model(cache)
+    await asyncio.gather(*(chat.ainvoke(f"prompt {i}") for i in range(20)))
+    assert chat.calls == 20
+    assert cache.stats.singleflight_waits == 0
+
+
+async def test_single_flight_can_be_switched_off() -> None:
+    chat = model(InMemoryCache(single_flight=False))
+    await asyncio.gather(*(chat.ainvoke("same prompt") for _ in range(10)))
+    assert chat.calls == 10
