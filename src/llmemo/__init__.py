@@ -14,7 +14,7 @@ numpy, redis nor LangChain; they load where they are used.
 
 from __future__ import annotations
 
-from llmemo.caches.base import CacheHit, CacheStats
+from llmemo.caches.base import CacheHit, CacheRuntime, CacheStats
 from llmemo.caches.exact import ExactCache
 from llmemo.caches.semantic import SemanticCache
 from llmemo.config import CacheConfig, SemanticConfig
@@ -28,7 +28,10 @@ from llmemo.errors import (
     LlmemoError,
     MissingDependencyError,
     SerializationError,
+    WrongTypeError,
 )
+from llmemo.options import CallOptions, options
+from llmemo.policy import FailurePolicy
 from llmemo.stores.base import Embedder, KeyStore, VectorMatch, VectorStore
 from llmemo.stores.memory import MemoryKeyStore, MemoryVectorStore
 
@@ -40,11 +43,14 @@ __all__ = [
     "BackendUnavailableError",
     "CacheConfig",
     "CacheHit",
+    "CacheRuntime",
     "CacheStats",
+    "CallOptions",
     "CapabilityError",
     "ConfigurationError",
     "Embedder",
     "ExactCache",
+    "FailurePolicy",
     "KeyStore",
     "LangChainEmbedder",
     "LlmemoError",
@@ -56,5 +62,7 @@ __all__ = [
     "SerializationError",
     "VectorMatch",
     "VectorStore",
+    "WrongTypeError",
     "__version__",
+    "options",
 ]
