@@ -345,3 +345,12 @@ def test_verifier_and_candidates_are_validated() -> None:
     cache, _, _ = semantic(verifier=DigitsVerifier())
     assert cache.candidates == 4
     assert semantic()[0].candidates == 1
+
+
+async def test_concurrent_misses_of_one_text_embed_once() -> None:
+    import asyncio
+
+    cache, embeddings, _ = semantic(AsyncConceptEmbeddings())
+    results = await asyncio.gather(*(cache.alookup(FRANCE, LLM) for _ in range(50)))
+    assert results == [None] * 50
+    assert embeddings.calls == [FRANCE]

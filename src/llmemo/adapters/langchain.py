@@ -243,15 +243,17 @@ class LangChainCache(BaseCache):
         """
         return self._bound().core
 
+    async def _core_lookup(self, prompt: str, llm_string: str) -> CacheHit | None:
+        bound = self._bound()
+        if bound.limiter is None:
+            return await _lookup_hit(bound.core, prompt, llm_string)
+        async with bound.limiter:
+            return await _lookup_hit(bound.core, prompt, llm_string)
+
     async def alookup_hit(self, prompt: str, llm_string: str) -> CacheHit | None:
         """Like :meth:`alookup`, but return the :class:`~llmemo.caches.base.CacheHit`
         (kind, distance, entry id, age) instead of the bare generations."""
-        bound = self._bound()
-        if bound.limiter is None:
-            hit = await _lookup_hit(bound.core, prompt, llm_string)
-        else:
-            async with bound.limiter:
-                hit = await _lookup_hit(bound.core, prompt, llm_string)
+        hit = await self._core_lookup(prompt, llm_string)
         if hit is not None or self._flights is None or current_options().bypass_read:
             return hit
         key = _flight_key(prompt, llm_string)
@@ -260,7 +262,7 @@ class LangChainCache(BaseCache):
             if flight is None:
                 return None  # this caller leads: it calls the model, then update()
             if flight is RECENT:  # stored just after our lookup missed: read it
-                return await _lookup_hit(bound.core, prompt, llm_string)
+                return await self._core_lookup(prompt, llm_string)
             self._runtime.stats.add("singleflight_waits")
             payload = await self._flights.wait_async(flight)
             if payload is not None:
@@ -318,11 +320,14 @@ class LangChainCache(BaseCache):
         async with bound.limiter:
             await bound.core.aclear()
 
+    def _sync_lookup(self, prompt: str, llm_string: str) -> CacheHit | None:
+        if self._sync_core is not None:
+            return run_now(_lookup_hit(self._sync_core, prompt, llm_string))
+        return run_sync(self._core_lookup, prompt, llm_string)
+
     def lookup_hit(self, prompt: str, llm_string: str) -> CacheHit | None:
-        """Sync :meth:`alookup_hit`."""
-        if self._sync_core is None:
-            return run_sync(self.alookup_hit, prompt, llm_string)
-        hit = run_now(_lookup_hit(self._sync_core, prompt, llm_string))
+        """Sync :meth:`alookup_hit` (single-flight waits happen in the calling thread)."""
+        hit = self._sync_lookup(prompt, llm_string)
         if hit is not None or self._flights is None or current_options().bypass_read:
             return hit
         if _loop_running():
@@ -335,7 +340,7 @@ class LangChainCache(BaseCache):
             if flight is None:
                 return None
             if flight is RECENT:
-                return run_now(_lookup_hit(self._sync_core, prompt, llm_string))
+                return self._sync_lookup(prompt, llm_string)
             self._runtime.stats.add("singleflight_waits")
             payload = self._flights.wait_sync(flight)
             if payload is not None:

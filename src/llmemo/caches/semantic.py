@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 import time
@@ -146,6 +147,8 @@ class SemanticCache:
         self.runtime = runtime if runtime is not None else CacheRuntime(policy)
         self._clock = clock
         self._memo = _EmbeddingMemo(self.config.embedding_memo_size)
+        self._pending: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future[list[float]]]
+        self._pending = {}
 
     @property
     def stats(self) -> CacheStats:
@@ -159,15 +162,42 @@ class SemanticCache:
 
     async def _embed(self, text: str) -> list[float]:
         vector = self._memo.get(text)
-        if vector is None:
-            vectors = await self.embedder.embed([text])
-            if len(vectors) != 1:
-                raise SerializationError(f"embedder returned {len(vectors)} vectors for one text")
-            vector = vectors[0]
-            if not vector or not all(math.isfinite(x) for x in vector) or not any(vector):
-                raise SerializationError("embedder returned an empty, zero or non-finite vector")
-            self.stats.add("embeddings")
-            self._memo.put(text, vector)
+        if vector is not None:
+            return vector
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None  # driven without a loop (sync faces): nothing runs concurrently
+        if loop is None:
+            return await self._embed_now(text)
+        # Concurrent misses of one text on one loop share one embedder call.
+        key = (loop, text)
+        pending = self._pending.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[list[float]] = loop.create_future()
+        self._pending[key] = future
+        try:
+            vector = await self._embed_now(text)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here: waiters may be none
+            raise
+        else:
+            future.set_result(vector)
+            return vector
+        finally:
+            del self._pending[key]
+
+    async def _embed_now(self, text: str) -> list[float]:
+        vectors = await self.embedder.embed([text])
+        if len(vectors) != 1:
+            raise SerializationError(f"embedder returned {len(vectors)} vectors for one text")
+        vector = vectors[0]
+        if not vector or not all(math.isfinite(x) for x in vector) or not any(vector):
+            raise SerializationError("embedder returned an empty, zero or non-finite vector")
+        self.stats.add("embeddings")
+        self._memo.put(text, vector)
         return vector
 
     async def _embed_guarded(self, text: str, operation: str) -> list[float] | None:
