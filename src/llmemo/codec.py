@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,13 @@ __all__ = ["CODEC_VERSION", "DecodedEntry", "decode", "encode", "encode_generati
 
 #: Version of the envelope written by :func:`encode`; other versions decode as errors.
 CODEC_VERSION = 1
+
+# orjson turns integers beyond 64 bits into floats instead of failing. Entries whose JSON
+# has a run of 19+ digits (a superset of such integers) start with this mark and are
+# parsed by the stdlib, which keeps them exact; scanning is done once, at write time.
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
+_VERSION_PREFIX = f'{{"v":{CODEC_VERSION},'
+_STDLIB_MARK = f'{_VERSION_PREFIX}"n":1,'.encode()
 
 _GENERATION_KINDS = ("Generation", "GenerationChunk", "ChatGeneration", "ChatGenerationChunk")
 _MESSAGE_KINDS = ("AIMessage", "AIMessageChunk", "ChatMessage")
@@ -60,6 +68,11 @@ def _dumps(envelope: dict[str, Any]) -> bytes:
         text = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise SerializationError(f"value is not JSON-serializable: {exc}") from exc
+    if _LONG_DIGITS.search(text):
+        # Mark entries that may hold integers beyond 64 bits (orjson would read them as
+        # floats): the mark sits right after the version, where decode() checks for it.
+        assert text.startswith(_VERSION_PREFIX)  # "v" is always the envelope's first key
+        text = _STDLIB_MARK.decode() + text[len(_VERSION_PREFIX) :]
     # surrogatepass keeps any str Python can hold round-trippable.
     return text.encode("utf-8", "surrogatepass")
 
@@ -263,12 +276,12 @@ def _fast_loads() -> Callable[[bytes], Any] | None:
 
 def _parse(payload: bytes) -> Any:
     fast = _fast_loads()
-    if fast is not None:
+    if fast is not None and not payload.startswith(_STDLIB_MARK):
         try:
             return fast(payload)
         except ValueError:
-            # orjson refuses what the stdlib accepts here (encoded lone surrogates,
-            # integers beyond 64 bits, deep nesting): let the stdlib decide.
+            # orjson refuses what the stdlib accepts here (encoded lone surrogates, deep
+            # nesting): let the stdlib decide.
             pass
     try:
         return json.loads(payload.decode("utf-8", "surrogatepass"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -100,7 +101,9 @@ def cache(request: pytest.FixtureRequest, unique_prefix: str) -> Iterator[LangCh
         import redis
 
         with redis.Redis.from_url(request.getfixturevalue("redis_url")) as client:
-            client.execute_command("FT.DROPINDEX", unique_prefix)
+            # No index if every write was dropped (a burst can exceed the 100 ms budget).
+            with contextlib.suppress(redis.ResponseError):
+                client.execute_command("FT.DROPINDEX", unique_prefix)
 
 
 async def test_a_thousand_concurrent_ainvokes_make_one_model_call(cache: LangChainCache) -> None:

@@ -178,3 +178,8 @@ def test_non_json_metadata_is_a_serialization_error() -> None:
 def test_nan_is_refused(bad: Any) -> None:
     with pytest.raises(SerializationError):
         codec.encode(bad, written_at=0)
+
+
+@pytest.mark.parametrize("number", [2**63, -(2**63) - 1, 2**64, 10**30])
+def test_integers_beyond_64_bits_stay_exact(number: int) -> None:
+    assert roundtrip({"n": number, "text": "x"}) == {"n": number, "text": "x"}

@@ -1,0 +1,621 @@
+"""The ``llmemo`` command: ``demo``, and ``stats``/``clear`` for a cache on Redis.
+
+Exit codes: 0 success; 1 a runtime error (server unreachable, no such cache, a Redis
+error, a missing optional dependency, a declined confirmation); 2 a usage error (bad
+option, malformed URL, ``clear`` without ``--yes`` and without a terminal to ask on).
+Errors are printed as one line on stderr, never as a traceback.
+
+Importing this module imports nothing heavy: redis, LangChain and the embedding model
+load inside the subcommand that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TextIO
+
+from llmemo import keys
+from llmemo.demo import redact_url
+from llmemo.errors import (
+    BackendError,
+    BackendUnavailableError,
+    ConfigurationError,
+    LlmemoError,
+    MissingDependencyError,
+)
+
+if TYPE_CHECKING:
+    import redis
+
+__all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "Progress", "build_parser", "main"]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+#: Seconds of work after which ``stats``/``clear`` start reporting progress on stderr.
+PROGRESS_AFTER_S = 1.0
+#: Seconds between two progress lines.
+PROGRESS_EVERY_S = 1.0
+_SCAN_COUNT = 1000
+_BATCH = 500
+_SEMANTIC_DEFAULT_PREFIX = "llmcache"  # RedisSemanticCache's default prefix
+_KINDS = ("all", "exact", "semantic")
+
+# Second segment after "<root>:v1:" → what the key holds (see the Redis stores).
+_SEGMENTS = {
+    b"x": "exact",  # ExactCache / RedisCache string
+    b"s": "search",  # RediSearch hash (vector + payload)
+    b"vs": "vset",  # Redis 8 vector set (one per partition)
+    b"vp": "vpayload",  # payload string of a vector-set entry
+}
+_SEMANTIC_KINDS = frozenset({"search", "vset", "vpayload"})
+
+
+class _UsageError(LlmemoError):
+    """A command line that cannot be run as given (exit code 2)."""
+
+
+# -- output helpers ----------------------------------------------------------------------
+
+
+def _one_line(message: object) -> str:
+    return " ".join(str(message).split())
+
+
+def _error(message: object) -> None:
+    print(f"llmemo: error: {_one_line(message)}", file=sys.stderr, flush=True)
+
+
+class Progress:
+    """Prints a progress line on ``stream`` once work has run longer than ``after`` seconds.
+
+    Args:
+        what: Describes the work (e.g. ``"scanning llmcache:v1:*"``).
+        stream: Where lines go (stderr).
+        after: Seconds of silence before the first line.
+        every: Seconds between lines.
+        clock: Monotonic seconds.
+    """
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        stream: TextIO | None = None,
+        after: float | None = None,
+        every: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.what = what
+        self.stream = stream if stream is not None else sys.stderr
+        self.after = PROGRESS_AFTER_S if after is None else after
+        self.every = PROGRESS_EVERY_S if every is None else every
+        self.clock = clock
+        self.start = clock()
+        self.last: float | None = None
+        self.shown = False
+
+    def update(self, detail: str) -> None:
+        """Report ``detail`` if the work has been slow enough and the last line is old."""
+        now = self.clock()
+        if now - self.start < self.after:
+            return
+        if self.last is not None and now - self.last < self.every:
+            return
+        self.last = now
+        self.shown = True
+        print(f"{self.what}: {detail} ...", file=self.stream, flush=True)
+
+    def done(self, detail: str) -> None:
+        """Close the report with ``detail`` (only if something was shown)."""
+        if self.shown:
+            elapsed = self.clock() - self.start
+            print(f"{self.what}: {detail} ({elapsed:.1f} s)", file=self.stream, flush=True)
+
+
+def _size(n_bytes: float) -> str:
+    value = float(n_bytes)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# -- which keys are a cache's --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Target:
+    """The cache a ``stats``/``clear`` command is about.
+
+    Attributes:
+        root: Key root: ``prefix`` (``RedisCache``, or ``RedisSemanticCache`` with
+            ``name == prefix``) or ``prefix:name``. Keys are ``{root}:v1:...`` and the
+            RediSearch index, if any, is named ``root``.
+        kind: ``"all"``, ``"exact"`` or ``"semantic"``.
+    """
+
+    root: str
+    kind: str
+
+    @property
+    def pattern(self) -> str:
+        """The SCAN pattern of every llmemo key under ``root``."""
+        return f"{self.root}:{keys.KEY_SCHEMA}:*"
+
+    def classify(self, key: bytes) -> str | None:
+        """What ``key`` holds (``exact``, ``search``, ``vset``, ``vpayload``) if selected."""
+        head = len(self.root) + len(keys.KEY_SCHEMA) + 2
+        segment = key[head:].split(b":", 1)[0]
+        what = _SEGMENTS.get(segment)
+        if what is None:
+            return None
+        if self.kind == "exact" and what != "exact":
+            return None
+        if self.kind == "semantic" and what not in _SEMANTIC_KINDS:
+            return None
+        return what
+
+    @property
+    def semantic(self) -> bool:
+        """Whether semantic entries (and the RediSearch index) are included."""
+        return self.kind in ("all", "semantic")
+
+
+def _target_from_args(args: argparse.Namespace) -> _Target:
+    """Resolve ``--prefix``/``--name``/``--kind`` into a :class:`_Target`.
+
+    Raises:
+        _UsageError: neither ``--prefix`` nor ``--name``.
+        ConfigurationError: a prefix or name llmemo could not have written.
+    """
+    prefix: str | None = args.prefix
+    name: str | None = args.name
+    if prefix is None and name is None:
+        raise _UsageError(
+            "say which cache: --prefix P (RedisCache(prefix=P)) and/or --name N "
+            "(RedisSemanticCache(name=N, prefix=P), prefix default 'llmcache')"
+        )
+    if prefix is None:
+        prefix = _SEMANTIC_DEFAULT_PREFIX
+    keys.validate_namespace(prefix, parameter="--prefix")
+    if name is None or name == prefix:
+        root = prefix
+    else:
+        keys.validate_namespace(name, parameter="--name")
+        root = keys.validate_namespace(f"{prefix}:{name}", parameter="--prefix:--name")
+    return _Target(root, args.kind)
+
+
+# -- Redis ---------------------------------------------------------------------------------
+
+
+def _connect(url: str, timeout: float) -> redis.Redis:
+    """A sync client for ``url`` that has answered PING.
+
+    Raises:
+        _UsageError: malformed URL.
+        BackendUnavailableError: the server cannot be reached (message names the URL).
+    """
+    import redis
+
+    from llmemo.stores.redis._errors import map_redis_errors
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    except ValueError as exc:
+        raise _UsageError(f"--redis-url {redact_url(url)!r} is not a Redis URL: {exc}") from exc
+    try:
+        with map_redis_errors("PING"):
+            client.ping()
+    except BackendUnavailableError as exc:
+        client.close()
+        raise BackendUnavailableError(
+            f"cannot reach Redis at {redact_url(url)}: {exc.__cause__ or exc}"
+        ) from exc
+    except BackendError:
+        client.close()
+        raise
+    return client
+
+
+@dataclass
+class _Scan:
+    """What one SCAN over a cache's keys found.
+
+    Attributes:
+        counts: Keys per kind (``exact``, ``search``, ``vset``, ``vpayload``).
+        sample: A uniform random sample of the selected keys (reservoir sampling).
+        total: Selected keys.
+    """
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_SEGMENTS.values(), 0))
+    sample: list[bytes] = field(default_factory=list)
+    total: int = 0
+
+    @property
+    def entries(self) -> int:
+        """Cache entries: exact keys, RediSearch hashes and vector-set payloads."""
+        return self.counts["exact"] + self.counts["search"] + self.counts["vpayload"]
+
+
+def _iter_keys(client: redis.Redis, target: _Target, progress: Progress) -> Iterator[bytes]:
+    """Yield the selected keys of ``target`` (SCAN, so keys written meanwhile may or may
+    not be seen), reporting progress after each SCAN call once the work is slow."""
+    from llmemo.stores.redis._errors import map_redis_errors
+
+    with map_redis_errors("DBSIZE"):
+        keyspace = int(client.dbsize())
+    cursor: int = 0
+    visited = found = 0
+    while True:
+        with map_redis_errors("SCAN"):
+            cursor, batch = client.scan(cursor=cursor, match=target.pattern, count=_SCAN_COUNT)
+        visited += _SCAN_COUNT
+        for key in batch:
+            if isinstance(key, bytes) and target.classify(key) is not None:
+                found += 1
+                yield key
+        if cursor == 0:
+            return
+        share = min(99, 100 * visited // max(keyspace, 1))
+        progress.update(f"{found:,} keys found, about {share}% of {keyspace:,} keys scanned")
+
+
+def _scan(
+    client: redis.Redis, target: _Target, *, sample_size: int, rng: random.Random | None = None
+) -> _Scan:
+    """Count the keys of ``target`` by kind and keep a uniform sample of them."""
+    rng = rng or random.Random()
+    progress = Progress(f"scanning {target.pattern}")
+    result = _Scan()
+    for key in _iter_keys(client, target, progress):
+        what = target.classify(key)
+        assert what is not None
+        result.counts[what] += 1
+        result.total += 1
+        if len(result.sample) < sample_size:
+            result.sample.append(key)
+        elif sample_size:
+            slot = rng.randrange(result.total)
+            if slot < sample_size:
+                result.sample[slot] = key
+    progress.done(f"{result.total:,} keys")
+    return result
+
+
+def _memory_usage(client: redis.Redis, sample: list[bytes]) -> tuple[int, int]:
+    """Sum ``MEMORY USAGE`` over ``sample``; return ``(bytes, keys measured)``.
+
+    Keys that expired since the scan are skipped (and not counted as measured).
+    """
+    from llmemo.stores.redis._errors import map_redis_errors
+
+    progress = Progress("measuring memory")
+    total = measured = 0
+    for start in range(0, len(sample), _BATCH):
+        with map_redis_errors("MEMORY USAGE"):
+            pipe = client.pipeline(transaction=False)
+            for key in sample[start : start + _BATCH]:
+                pipe.memory_usage(key)
+            for used in pipe.execute():
+                if used is not None:
+                    total += int(used)
+                    measured += 1
+        progress.update(f"{start + _BATCH:,} of {len(sample):,} keys")
+    progress.done(f"{measured:,} keys")
+    return total, measured
+
+
+def _index_docs(client: redis.Redis, name: str) -> int | str | None:
+    """The ``num_docs`` of RediSearch index ``name``; ``None`` when there is no such
+    index; ``"unavailable"`` when the server has no RediSearch."""
+    from redis.exceptions import ResponseError
+
+    from llmemo.errors import CapabilityError
+    from llmemo.stores.redis._errors import map_redis_errors
+
+    try:
+        with map_redis_errors("FT.INFO"):
+            reply = client.execute_command("FT.INFO", name)  # type: ignore[no-untyped-call]
+    except CapabilityError:
+        return "unavailable"
+    except BackendError as exc:
+        cause = exc.__cause__
+        message = str(cause).lower()
+        missing = "unknown index" in message or "no such" in message
+        if isinstance(cause, ResponseError) and missing:
+            return None
+        raise
+    info: dict[Any, Any]
+    if isinstance(reply, dict):
+        info = reply
+    else:
+        items = list(reply)
+        info = dict(zip(items[::2], items[1::2], strict=False))
+    for key, value in info.items():
+        if (key.decode() if isinstance(key, bytes) else str(key)) == "num_docs":
+            return int(value)
+    return 0
+
+
+def _describe_target(target: _Target, url: str) -> str:
+    kinds = {"all": "", "exact": " (exact entries only)", "semantic": " (semantic entries only)"}
+    return f"cache {target.root!r}{kinds[target.kind]} on {redact_url(url)}"
+
+
+def _unknown(target: _Target, url: str) -> LlmemoError:
+    index = f", no RediSearch index {target.root!r}" if target.semantic else ""
+    return LlmemoError(
+        f"no llmemo cache {target.root!r} on {redact_url(url)}: no keys matching "
+        f"{target.pattern}{index} (check --prefix/--name)"
+    )
+
+
+# -- subcommands ---------------------------------------------------------------------------
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    target = _target_from_args(args)
+    client = _connect(args.redis_url, args.timeout)
+    try:
+        found = _scan(client, target, sample_size=args.sample)
+        docs = _index_docs(client, target.root) if target.semantic else None
+        if found.total == 0 and not isinstance(docs, int):
+            raise _unknown(target, args.redis_url)
+        out = sys.stdout
+        counts = found.counts
+        print(_describe_target(target, args.redis_url), file=out)
+        print(f"  keys:        {found.total:,} matching {target.pattern}", file=out)
+        print(f"  entries:     {found.entries:,}", file=out)
+        if target.kind != "semantic":
+            print(f"    exact:                 {counts['exact']:,}", file=out)
+        if target.semantic:
+            print(f"    semantic (RediSearch): {counts['search']:,}", file=out)
+            print(
+                f"    semantic (vector sets): {counts['vpayload']:,} "
+                f"in {counts['vset']:,} vector sets",
+                file=out,
+            )
+        used, measured = _memory_usage(client, found.sample)
+        if measured == 0:
+            print("  memory:      0 B", file=out)
+        elif measured >= found.total:
+            print(
+                f"  memory:      {_size(used)} (MEMORY USAGE summed over {measured:,} keys)",
+                file=out,
+            )
+        else:
+            estimate = used / measured * found.total
+            print(
+                f"  memory:      ~{_size(estimate)} (estimated: MEMORY USAGE of {measured:,} "
+                f"sampled keys of {found.total:,})",
+                file=out,
+            )
+        if target.semantic:
+            if docs == "unavailable":
+                print("  index:       none (server has no RediSearch)", file=out)
+            elif docs is None:
+                print(f"  index:       no RediSearch index {target.root!r}", file=out)
+            else:
+                print(f"  index:       RediSearch {target.root!r}, {docs:,} documents", file=out)
+        print(
+            "  hit/miss counters: not recorded on the server (counted in-process: cache.stats)",
+            file=out,
+        )
+    finally:
+        client.close()
+    return EXIT_OK
+
+
+def _confirm(question: str) -> bool:
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline()
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _cmd_clear(args: argparse.Namespace) -> int:
+    target = _target_from_args(args)
+    if not args.yes and not sys.stdin.isatty():
+        raise _UsageError(
+            "refusing to delete without confirmation: standard input is not a terminal (pass --yes)"
+        )
+    client = _connect(args.redis_url, args.timeout)
+    try:
+        found = _scan(client, target, sample_size=0)
+        docs = _index_docs(client, target.root) if target.semantic else None
+        if found.total == 0 and not isinstance(docs, int):
+            raise _unknown(target, args.redis_url)
+        drop = args.drop_index and isinstance(docs, int)
+        what = f"{found.entries:,} entries ({found.total:,} keys)"
+        if drop:
+            what += f" and the RediSearch index {target.root!r}"
+        if not args.yes and not _confirm(
+            f"delete {what} of {_describe_target(target, args.redis_url)}?"
+        ):
+            print("aborted: nothing deleted", file=sys.stderr)
+            return EXIT_ERROR
+        removed = _unlink_all(client, target)
+        dropped = drop and _drop_index(client, target.root)
+        suffix = f"; dropped RediSearch index {target.root!r}" if dropped else ""
+        print(f"deleted {removed:,} keys of {_describe_target(target, args.redis_url)}{suffix}")
+    finally:
+        client.close()
+    return EXIT_OK
+
+
+def _unlink_all(client: redis.Redis, target: _Target) -> int:
+    from llmemo.stores.redis._errors import map_redis_errors
+
+    progress = Progress(f"deleting {target.pattern}")
+    removed = 0
+    batch: list[bytes] = []
+    with map_redis_errors("UNLINK"):
+        for key in _iter_keys(client, target, progress):
+            batch.append(key)
+            if len(batch) >= _BATCH:
+                removed += int(client.unlink(*batch))
+                batch.clear()
+                progress.update(f"{removed:,} deleted")
+        if batch:
+            removed += int(client.unlink(*batch))
+    progress.done(f"{removed:,} deleted")
+    return removed
+
+
+def _drop_index(client: redis.Redis, name: str) -> bool:
+    from llmemo.stores.redis._errors import map_redis_errors
+
+    with map_redis_errors("FT.DROPINDEX"):
+        client.execute_command("FT.DROPINDEX", name)  # type: ignore[no-untyped-call]
+    return True
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from llmemo.demo import options_from_args, run_demo
+
+    options = options_from_args(args)
+    asyncio.run(run_demo(options))
+    return EXIT_OK
+
+
+# -- parser --------------------------------------------------------------------------------
+
+_EXIT_CODES = "exit codes: 0 ok, 1 runtime error, 2 usage error"
+
+_TARGET_HELP = """\
+which cache: RedisCache(prefix=P) is --prefix P; RedisSemanticCache(name=N, prefix=P) is
+--prefix P --name N (its keys live under P:N, or under P when N == P; --name alone means
+prefix 'llmcache'). Both kinds of entries under that key root are included unless --kind
+says otherwise."""
+
+
+def _add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--redis-url",
+        default="redis://localhost:6379",
+        metavar="URL",
+        help="Redis server (redis://, rediss://, unix://; default %(default)s)",
+    )
+    parser.add_argument("--prefix", metavar="P", help="the cache's key prefix")
+    parser.add_argument("--name", metavar="N", help="the semantic cache's name")
+    parser.add_argument(
+        "--kind",
+        choices=_KINDS,
+        default="all",
+        help="which entries under the key root: all (default), exact or semantic",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="connect and command timeout (default %(default)s)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``llmemo`` command (all subcommands)."""
+    parser = argparse.ArgumentParser(
+        prog="llmemo",
+        description="llmemo: an async-first exact and semantic cache for LLM responses.",
+        epilog=_EXIT_CODES,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    from llmemo.demo import add_arguments as add_demo_arguments
+
+    demo = sub.add_parser(
+        "demo",
+        help="walk through exact, semantic and TTL caching (in memory, or on --redis-url)",
+        description="Walk through exact, semantic and TTL caching through LangChain, with "
+        "the local all-MiniLM-L6-v2 embedding model; in process memory unless --redis-url "
+        "is given. Removes everything it wrote.",
+        epilog=_EXIT_CODES,
+    )
+    add_demo_arguments(demo)
+    demo.set_defaults(handler=_cmd_demo)
+
+    stats = sub.add_parser(
+        "stats",
+        help="entries, memory and index of a cache on Redis",
+        description="Show the entries, memory and RediSearch index of one llmemo cache on "
+        "Redis. " + _TARGET_HELP,
+        epilog=_EXIT_CODES,
+    )
+    _add_target_arguments(stats)
+    stats.add_argument(
+        "--sample",
+        type=_positive_int,
+        default=10_000,
+        metavar="N",
+        help="measure MEMORY USAGE on at most N keys and extrapolate (default %(default)s)",
+    )
+    stats.set_defaults(handler=_cmd_stats)
+
+    clear = sub.add_parser(
+        "clear",
+        help="delete a cache's entries on Redis (asks first)",
+        description="Delete the entries of one llmemo cache on Redis (SCAN + UNLINK of its "
+        "own keys; nothing else). Asks for confirmation unless --yes; without --yes and "
+        "without a terminal it refuses (exit 2). " + _TARGET_HELP,
+        epilog=_EXIT_CODES,
+    )
+    _add_target_arguments(clear)
+    clear.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    clear.add_argument(
+        "--drop-index",
+        action="store_true",
+        help="also drop the cache's RediSearch index (by default it stays, empty, as after "
+        "cache.clear())",
+    )
+    clear.set_defaults(handler=_cmd_clear)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1: {text!r}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``llmemo`` command line; return the exit code (0, 1 or 2).
+
+    Args:
+        argv: Arguments without the program name; ``sys.argv[1:]`` when ``None``.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        code: int = handler(args)
+    except (_UsageError, ConfigurationError) as exc:
+        _error(exc)
+        return EXIT_USAGE
+    except (LlmemoError, MissingDependencyError) as exc:
+        _error(exc)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    return code

@@ -1,0 +1,783 @@
+"""``llmemo demo``: exact, semantic and TTL caching through LangChain, end to end.
+
+The walk-through of LangChain's Redis caching notebook, in its order: an exact cache, a
+semantic cache (a paraphrase is served, a different question is not), a short TTL, and a
+custom semantic cache with its own name, threshold and TTL. In process memory by default;
+``--redis-url`` runs the same steps on Redis. The embeddings are the real local
+all-MiniLM-L6-v2 model (:class:`~llmemo.local.LocalEmbeddings`). The chat model is OpenAI's
+when ``OPENAI_API_KEY`` is set and ``langchain-openai`` is installed, otherwise a local
+stand-in with a simulated latency, labelled as such. Cache timings are always real.
+
+Every call prints one line that starts with ``[model call]`` or ``[served from cache]``;
+the demo removes everything it wrote (on Redis: the keys under its own random prefix and
+the RediSearch indexes it created) and nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import re
+import secrets
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TextIO
+
+from llmemo.config import validate_distance_threshold, validate_ttl
+from llmemo.errors import ConfigurationError, LlmemoError, MissingDependencyError
+
+if TYPE_CHECKING:
+    from langchain_core.caches import BaseCache
+    from langchain_core.embeddings import Embeddings
+    from langchain_core.language_models import BaseChatModel
+    from redis.asyncio import Redis
+
+    from llmemo.adapters.langchain import LangChainCache
+    from llmemo.caches.base import CacheHit
+
+__all__ = [
+    "DEFAULT_CUSTOM_DISTANCE_THRESHOLD",
+    "DEFAULT_CUSTOM_TTL",
+    "DEFAULT_DISTANCE_THRESHOLD",
+    "DEFAULT_LATENCY",
+    "DEFAULT_TTL",
+    "MODEL_CALL",
+    "SERVED",
+    "DemoOptions",
+    "add_arguments",
+    "main",
+    "make_chat_model",
+    "options_from_args",
+    "redact_url",
+    "run_demo",
+    "simulated_answer",
+]
+
+FRANCE = "What is the capital of France?"
+FRANCE_PARAPHRASE = "Can you tell me the capital city of France?"
+#: Close in wording, different in meaning: a semantic cache must not answer it with "Paris".
+OTHER_QUESTION = "What is the capital of Germany?"
+TTL_QUESTION = "What is the tallest mountain on Earth?"
+PLANET = "What's the largest planet in our solar system?"
+PLANET_PARAPHRASE = "Which planet is the biggest in the solar system?"
+
+# Thresholds chosen on all-MiniLM-L6-v2's cosine distances for these questions: France
+# pair 0.082, planet pair 0.055, Germany vs France 0.337. 0.20 (langchain-redis' default)
+# serves both pairs and refuses Germany; the custom cache's 0.15 still serves both pairs
+# with a margin of ~0.07 while refusing anything near 0.2.
+DEFAULT_DISTANCE_THRESHOLD = 0.20
+DEFAULT_CUSTOM_DISTANCE_THRESHOLD = 0.15
+DEFAULT_TTL = 2.0
+DEFAULT_CUSTOM_TTL = 300.0
+DEFAULT_LATENCY = 1.0
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+VECTOR_BACKENDS = ("auto", "redisearch", "vectorset")
+LLM_CHOICES = ("auto", "openai", "simulated")
+
+SERVED = "[served from cache]"
+MODEL_CALL = "[model call]"
+
+# Canned answers of the simulated model, picked by the words of the question.
+_ANSWERS: tuple[tuple[frozenset[str], str], ...] = (
+    (frozenset({"capital", "france"}), "The capital of France is Paris."),
+    (frozenset({"capital", "germany"}), "The capital of Germany is Berlin."),
+    (frozenset({"tallest", "mountain"}), "Mount Everest, 8,849 m above sea level."),
+    (frozenset({"planet"}), "Jupiter is the largest planet in our solar system."),
+)
+_FALLBACK_ANSWER = "I am a simulated model: I only know a few demo answers."
+
+
+def simulated_answer(question: str) -> str:
+    """The stand-in model's answer: the first canned answer whose words all occur."""
+    words = set(re.findall(r"[a-z]+", question.lower()))
+    for needed, answer in _ANSWERS:
+        if needed <= words:
+            return answer
+    return _FALLBACK_ANSWER
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """What ``llmemo demo`` runs with (validated on creation).
+
+    Attributes:
+        redis_url: Run on this Redis server, or ``None`` for process memory.
+        vector_backend: ``"auto"``, ``"redisearch"`` or ``"vectorset"`` (Redis only).
+        distance_threshold: Cosine distance of the semantic step (``[0, 2]``).
+        custom_distance_threshold: Cosine distance of the custom semantic cache.
+        ttl: Seconds an entry lives in the TTL step (the demo waits past it).
+        custom_ttl: Seconds entries of the custom semantic cache live.
+        latency: Seconds each call of the simulated model takes.
+        llm: ``"auto"`` (OpenAI when configured, else simulated), ``"openai"`` or
+            ``"simulated"``.
+        openai_model: OpenAI chat model name, when OpenAI is used.
+    """
+
+    redis_url: str | None = None
+    vector_backend: str = "auto"
+    distance_threshold: float = DEFAULT_DISTANCE_THRESHOLD
+    custom_distance_threshold: float = DEFAULT_CUSTOM_DISTANCE_THRESHOLD
+    ttl: float = DEFAULT_TTL
+    custom_ttl: float = DEFAULT_CUSTOM_TTL
+    latency: float = DEFAULT_LATENCY
+    llm: str = "auto"
+    openai_model: str = DEFAULT_OPENAI_MODEL
+
+    def __post_init__(self) -> None:
+        validate_distance_threshold(self.distance_threshold, parameter="--distance-threshold")
+        validate_distance_threshold(
+            self.custom_distance_threshold, parameter="--custom-distance-threshold"
+        )
+        for name, value in (("--ttl", self.ttl), ("--custom-ttl", self.custom_ttl)):
+            if validate_ttl(value, parameter=name) is None:
+                raise ConfigurationError(f"{name} must be a number of seconds > 0")
+        if not isinstance(self.latency, (int, float)) or not 0 <= self.latency < math.inf:
+            raise ConfigurationError(f"--latency must be seconds >= 0; got {self.latency!r}")
+        if self.vector_backend not in VECTOR_BACKENDS:
+            raise ConfigurationError(
+                f"--vector-backend must be one of {', '.join(VECTOR_BACKENDS)}; "
+                f"got {self.vector_backend!r}"
+            )
+        if self.llm not in LLM_CHOICES:
+            raise ConfigurationError(
+                f"--llm must be one of {', '.join(LLM_CHOICES)}; got {self.llm!r}"
+            )
+
+
+# -- the chat model ----------------------------------------------------------------------
+
+
+def _simulated_model_class() -> Any:
+    # Defined on first use: importing llmemo.demo (for `llmemo --help`) stays light.
+    from langchain_core.callbacks import (
+        AsyncCallbackManagerForLLMRun,
+        CallbackManagerForLLMRun,
+    )
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+    from langchain_core.messages import AIMessage, BaseMessage
+    from langchain_core.outputs import ChatGeneration, ChatResult
+
+    class SimulatedChatModel(FakeListChatModel):
+        """LangChain's fake chat model, answering by topic after a simulated latency."""
+
+        latency: float = DEFAULT_LATENCY
+        calls: int = 0
+
+        @property
+        def _llm_type(self) -> str:
+            return "llmemo-demo-simulated"
+
+        def _answer(self, messages: list[BaseMessage]) -> str:
+            self.calls += 1
+            return simulated_answer(str(messages[-1].content) if messages else "")
+
+        def _call(
+            self,
+            messages: list[BaseMessage],
+            stop: list[str] | None = None,
+            run_manager: CallbackManagerForLLMRun | None = None,
+            **kwargs: Any,
+        ) -> str:
+            time.sleep(self.latency)
+            return self._answer(messages)
+
+        async def _agenerate(
+            self,
+            messages: list[BaseMessage],
+            stop: list[str] | None = None,
+            run_manager: AsyncCallbackManagerForLLMRun | None = None,
+            **kwargs: Any,
+        ) -> ChatResult:
+            await asyncio.sleep(self.latency)  # a remote call waits; it does not block the loop
+            message = AIMessage(content=self._answer(messages))
+            return ChatResult(generations=[ChatGeneration(message=message)])
+
+    return SimulatedChatModel
+
+
+def make_chat_model(options: DemoOptions) -> tuple[BaseChatModel, str, bool]:
+    """Return ``(model, description, simulated)`` for ``options.llm``.
+
+    Raises:
+        ConfigurationError: ``llm="openai"`` without ``OPENAI_API_KEY``.
+        MissingDependencyError: ``llm="openai"`` without ``langchain-openai``.
+    """
+    if options.llm != "simulated":
+        has_key = bool(os.environ.get("OPENAI_API_KEY"))
+        if has_key:
+            try:
+                from langchain_openai import ChatOpenAI  # type: ignore[import-not-found]
+            except ImportError as exc:
+                if options.llm == "openai":
+                    raise MissingDependencyError(
+                        f"--llm openai needs langchain-openai ({exc}): pip install langchain-openai"
+                    ) from exc
+            else:
+                model: BaseChatModel = ChatOpenAI(model=options.openai_model, temperature=0)
+                return model, f"OpenAI {options.openai_model} (real API calls)", False
+        elif options.llm == "openai":
+            raise ConfigurationError("--llm openai needs the OPENAI_API_KEY environment variable")
+    cls = _simulated_model_class()
+    model = cls(responses=[_FALLBACK_ANSWER], latency=options.latency)
+    description = (
+        f"SIMULATED: a local stand-in (LangChain's fake chat model) that takes "
+        f"{options.latency:.2f} s per call; set OPENAI_API_KEY and install langchain-openai "
+        "for a real model"
+    )
+    return model, description, True
+
+
+# -- watching the cache ------------------------------------------------------------------
+
+
+def _observed_cache_class() -> type[BaseCache]:
+    from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
+
+    class ObservedCache(BaseCache):
+        """Delegates to an llmemo LangChain cache and remembers the last lookup's hit."""
+
+        def __init__(self, inner: LangChainCache) -> None:
+            self.inner = inner
+            self.last_hit: CacheHit | None = None
+
+        async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
+            self.last_hit = hit = await self.inner.alookup_hit(prompt, llm_string)
+            return None if hit is None else hit.value
+
+        def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
+            self.last_hit = hit = self.inner.lookup_hit(prompt, llm_string)
+            return None if hit is None else hit.value
+
+        async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
+            await self.inner.aupdate(prompt, llm_string, return_val)
+
+        def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
+            self.inner.update(prompt, llm_string, return_val)
+
+        async def aclear(self, **kwargs: Any) -> None:
+            await self.inner.aclear(**kwargs)
+
+        def clear(self, **kwargs: Any) -> None:
+            self.inner.clear(**kwargs)
+
+    return ObservedCache
+
+
+@dataclass
+class _Call:
+    question: str
+    answer: str
+    seconds: float
+    hit: CacheHit | None
+
+
+@dataclass
+class _Tally:
+    model_calls: int = 0
+    exact_hits: int = 0
+    semantic_hits: int = 0
+    model_seconds: list[float] = field(default_factory=list)
+
+
+def _shorten(text: str, width: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:9,.1f} ms"
+
+
+# -- Redis bookkeeping -------------------------------------------------------------------
+
+
+class _RedisHousekeeping:
+    """The demo's own view of the server: reachability, key counts, indexes it created."""
+
+    def __init__(self, client: Redis, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.indexes_before: set[str] | None = None
+
+    async def check(self, url: str) -> None:
+        """PING the server.
+
+        Raises:
+            BackendUnavailableError: unreachable (the message names the redacted URL).
+        """
+        from llmemo.errors import BackendUnavailableError
+        from llmemo.stores.redis._errors import map_redis_errors
+
+        try:
+            with map_redis_errors("PING"):
+                await self.client.ping()
+        except BackendUnavailableError as exc:
+            raise BackendUnavailableError(
+                f"cannot reach Redis at {redact_url(url)}: {exc.__cause__ or exc}"
+            ) from exc
+
+    async def count_keys(self) -> int:
+        from llmemo.stores.redis._errors import map_redis_errors
+
+        count = 0
+        with map_redis_errors("SCAN"):
+            async for _ in self.client.scan_iter(match=f"{self.prefix}:*", count=1000):
+                count += 1
+        return count
+
+    async def indexes(self) -> set[str] | None:
+        """RediSearch index names, or ``None`` without RediSearch."""
+        from llmemo.errors import CapabilityError
+        from llmemo.stores.redis._errors import map_redis_errors
+
+        try:
+            with map_redis_errors("FT._LIST"):
+                names = await self.client.execute_command("FT._LIST")  # type: ignore[no-untyped-call]
+        except CapabilityError:
+            return None
+        return {n.decode() if isinstance(n, bytes) else str(n) for n in names}
+
+    async def drop_new_indexes(self) -> list[str]:
+        """Drop the indexes under the demo's prefix that did not exist before it ran."""
+        from llmemo.stores.redis._errors import map_redis_errors
+
+        now = await self.indexes()
+        if now is None:
+            return []
+        before = self.indexes_before or set()
+        dropped = []
+        for name in sorted(now - before):
+            if name.startswith(f"{self.prefix}:"):
+                with map_redis_errors("FT.DROPINDEX"):
+                    await self.client.execute_command(  # type: ignore[no-untyped-call]
+                        "FT.DROPINDEX", name
+                    )
+                dropped.append(name)
+        return dropped
+
+
+# -- the demo ----------------------------------------------------------------------------
+
+
+class _Demo:
+    def __init__(
+        self,
+        options: DemoOptions,
+        embeddings: Embeddings,
+        model: BaseChatModel,
+        simulated: bool,
+        out: TextIO,
+    ) -> None:
+        self.options = options
+        self.embeddings = embeddings
+        self.model = model
+        self.simulated = simulated
+        self.out = out
+        self.tally = _Tally()
+        self.prefix = f"llmemo-demo-{secrets.token_hex(4)}"
+        self.caches: list[LangChainCache] = []
+        self.observer_cls = _observed_cache_class()
+
+    def say(self, text: str = "") -> None:
+        print(text, file=self.out, flush=True)
+
+    # - caches -
+
+    def _track(self, cache: LangChainCache) -> LangChainCache:
+        self.caches.append(cache)
+        return cache
+
+    def exact_cache(self, label: str, ttl: float | None) -> tuple[LangChainCache, str]:
+        from llmemo.langchain import InMemoryCache, RedisCache
+
+        prefix = f"{self.prefix}:{label}"
+        url = self.options.redis_url
+        if url is None:
+            code = f"InMemoryCache(ttl={ttl!r}, namespace={prefix!r})"
+            return self._track(InMemoryCache(ttl=ttl, namespace=prefix)), code
+        code = f"RedisCache(redis_url=..., ttl={ttl!r}, prefix={prefix!r})"
+        return self._track(RedisCache(redis_url=url, ttl=ttl, prefix=prefix)), code
+
+    def semantic_cache(
+        self, name: str, threshold: float, ttl: float | None
+    ) -> tuple[LangChainCache, str]:
+        from llmemo.langchain import InMemorySemanticCache, RedisSemanticCache
+
+        url = self.options.redis_url
+        if url is None:
+            namespace = f"{self.prefix}:{name}"
+            code = (
+                f"InMemorySemanticCache(embeddings, distance_threshold={threshold}, "
+                f"ttl={ttl!r}, namespace={namespace!r})"
+            )
+            cache: LangChainCache = InMemorySemanticCache(
+                self.embeddings, distance_threshold=threshold, ttl=ttl, namespace=namespace
+            )
+            return self._track(cache), code
+        backend = self.options.vector_backend
+        code = (
+            f"RedisSemanticCache(embeddings, redis_url=..., name={name!r}, "
+            f"prefix={self.prefix!r}, distance_threshold={threshold}, ttl={ttl!r}, "
+            f"vector_backend={backend!r})"
+        )
+        cache = RedisSemanticCache(
+            self.embeddings,
+            redis_url=url,
+            distance_threshold=threshold,
+            ttl=ttl,
+            name=name,
+            prefix=self.prefix,
+            vector_backend=backend,  # type: ignore[arg-type]
+        )
+        return self._track(cache), code
+
+    def use(self, cache: LangChainCache) -> Any:
+        from langchain_core.globals import set_llm_cache
+
+        observer = self.observer_cls(cache)  # type: ignore[call-arg]
+        set_llm_cache(observer)
+        return observer
+
+    # - calls -
+
+    async def ask(self, observer: Any, question: str, note: str = "") -> _Call:
+        observer.last_hit = None
+        start = time.perf_counter()
+        message = await self.model.ainvoke(question)
+        seconds = time.perf_counter() - start
+        answer = message.content if isinstance(message.content, str) else str(message.content)
+        call = _Call(question, answer, seconds, observer.last_hit)
+        hit = call.hit
+        if hit is None:
+            self.tally.model_calls += 1
+            self.tally.model_seconds.append(seconds)
+            how = "simulated model" if self.simulated else "model"
+            detail = f"({how}{'; ' + note if note else ''})"
+            tag = MODEL_CALL
+        else:
+            if hit.kind == "exact":
+                self.tally.exact_hits += 1
+                detail = "(exact match)"
+            else:
+                self.tally.semantic_hits += 1
+                detail = f"(semantic match, cosine distance {hit.distance:.3f})"
+            if note:
+                detail = f"{detail[:-1]}; {note})"
+            tag = SERVED
+        self.say(f"  {tag:<19} {_ms(seconds)}  {question!r} -> {_shorten(answer)!r} {detail}")
+        return call
+
+    async def distance(self, a: str, b: str) -> float:
+        va, vb = await self.embeddings.aembed_documents([a, b])
+        dot = sum(x * y for x, y in zip(va, vb, strict=True))
+        norm = math.sqrt(sum(x * x for x in va) * sum(y * y for y in vb))
+        return 1.0 - dot / norm
+
+    # - steps -
+
+    async def step_exact(self) -> None:
+        self.say("== 1. Exact cache: the same prompt twice ==")
+        cache, code = self.exact_cache("exact", None)
+        self.say(f"  set_llm_cache({code})")
+        observer = self.use(cache)
+        first = await self.ask(observer, FRANCE)
+        second = await self.ask(observer, FRANCE)
+        if second.hit is not None and second.seconds > 0:
+            self.say(
+                f"  speed-up: {first.seconds / second.seconds:,.0f}x "
+                f"({_ms(first.seconds).strip()} -> {_ms(second.seconds).strip()})"
+            )
+        await cache.aclear()
+        self.say("  cache.clear(): the exact cache is empty again")
+        self.say()
+
+    async def step_semantic(self) -> None:
+        threshold = self.options.distance_threshold
+        self.say("== 2. Semantic cache: same meaning, other words ==")
+        cache, code = self.semantic_cache("semantic", threshold, None)
+        self.say(f"  set_llm_cache({code})")
+        observer = self.use(cache)
+        await self.ask(observer, FRANCE)
+        await self.ask(observer, FRANCE_PARAPHRASE)
+        far = await self.distance(OTHER_QUESTION, FRANCE)  # for the output only
+        verdict = "within" if far <= threshold else "above"
+        await self.ask(
+            observer,
+            OTHER_QUESTION,
+            note=f"distance to the cached question {far:.3f}, {verdict} threshold {threshold}",
+        )
+        backend = getattr(cache, "vector_backend", None)
+        if backend is not None:
+            self.say(f"  vector backend: {backend}")
+        self.say()
+
+    async def step_ttl(self) -> None:
+        ttl = self.options.ttl
+        self.say(f"== 3. Time to live: an entry that expires after {ttl:g} s ==")
+        cache, code = self.exact_cache("ttl", ttl)
+        self.say(f"  set_llm_cache({code})")
+        observer = self.use(cache)
+        await self.ask(observer, TTL_QUESTION)
+        await self.ask(observer, TTL_QUESTION, note="before expiry")
+        wait = ttl + min(1.0, max(0.3, ttl / 4))
+        self.say(f"  waiting {wait:.1f} s for the entry to expire ...")
+        await asyncio.sleep(wait)
+        after = await self.ask(observer, TTL_QUESTION, note="after expiry")
+        if after.hit is None:
+            self.say(f"  entry gone after expiry: the third call went to the model ({wait:.1f} s)")
+        else:
+            self.say("  entry still served after its TTL: unexpected")
+        self.say()
+
+    async def step_custom(self) -> None:
+        threshold = self.options.custom_distance_threshold
+        ttl = self.options.custom_ttl
+        self.say(f"== 4. A custom semantic cache: name, threshold {threshold}, ttl {ttl:g} s ==")
+        cache, code = self.semantic_cache("custom_cache", threshold, ttl)
+        self.say(f"  set_llm_cache({code})")
+        observer = self.use(cache)
+        await self.ask(observer, PLANET)
+        await self.ask(observer, PLANET_PARAPHRASE)
+        self.say()
+
+    async def cleanup(self, housekeeping: _RedisHousekeeping | None) -> None:
+        """Clear and close every cache the demo made, then (on Redis) drop the indexes it
+        created and count what is left under its prefix.
+
+        Best effort: every step is tried; failures are printed, and the first is raised
+        at the end.
+        """
+        failures: list[LlmemoError] = []
+        for cache in self.caches:
+            try:
+                await cache.aclear()
+            except LlmemoError as exc:
+                failures.append(exc)
+                self.say(f"  could not clear a cache: {exc}")
+            await cache.aclose()
+            cache.close()
+        if housekeeping is not None:
+            try:
+                dropped = await housekeeping.drop_new_indexes()
+                left = await housekeeping.count_keys()
+            except LlmemoError as exc:
+                failures.append(exc)
+                self.say(f"  could not finish the clean-up on Redis: {exc}")
+            else:
+                indexes = f"; dropped RediSearch index(es) {', '.join(dropped)}" if dropped else ""
+                self.say(f"  cleared {len(self.caches)} caches{indexes}")
+                self.say(f"  Redis keys under {self.prefix}:* after the demo: {left}")
+        else:
+            self.say(f"  cleared {len(self.caches)} caches (process memory)")
+        if failures:
+            raise failures[0]
+
+    def summary(self) -> None:
+        tally = self.tally
+        served = tally.exact_hits + tally.semantic_hits
+        total = tally.model_calls + served
+        model = "simulated model" if self.simulated else "model"
+        self.say(
+            f"== Summary: {total} questions, {tally.model_calls} {model} calls, {served} served "
+            f"from cache ({tally.exact_hits} exact, {tally.semantic_hits} semantic) =="
+        )
+        if tally.model_seconds and served:
+            mean = sum(tally.model_seconds) / len(tally.model_seconds)
+            self.say(f"  about {served * mean:.1f} s of model time saved")
+
+
+async def _load_embeddings(embeddings: Embeddings, out: TextIO) -> None:
+    load = getattr(embeddings, "aload", None)
+    if load is None or getattr(embeddings, "loaded", False):
+        return
+    print("loading the embedding model all-MiniLM-L6-v2 (CPU; a few seconds) ...", file=out)
+    start = time.perf_counter()
+    await load()
+    print(f"embedding model ready in {time.perf_counter() - start:.1f} s", file=out, flush=True)
+
+
+async def run_demo(
+    options: DemoOptions,
+    *,
+    embeddings: Embeddings | None = None,
+    out: TextIO | None = None,
+) -> None:
+    """Run the whole demo on the calling event loop, printing to ``out`` (default stdout).
+
+    Args:
+        options: What to run on and with.
+        embeddings: Embeddings to use instead of a new
+            :class:`~llmemo.local.LocalEmbeddings` (the model is loaded once, up front).
+        out: Where the story is printed.
+
+    Raises:
+        ConfigurationError: a bad option (e.g. a malformed ``redis_url``).
+        MissingDependencyError: the ``local`` extra (or, for OpenAI, langchain-openai)
+            is missing.
+        BackendError: Redis is unreachable, lacks vector search, or failed mid-way (what
+            the demo wrote is still cleaned up when the server is reachable).
+    """
+    from langchain_core.globals import get_llm_cache, set_llm_cache
+
+    stream = out if out is not None else sys.stdout
+    model, model_description, simulated = make_chat_model(options)
+    if embeddings is None:
+        from llmemo.local import LocalEmbeddings
+
+        embeddings = LocalEmbeddings()
+    demo = _Demo(options, embeddings, model, simulated, stream)
+    housekeeping: _RedisHousekeeping | None = None
+    client: Redis | None = None
+    if options.redis_url is not None:
+        client = await _connect(options.redis_url)
+        housekeeping = _RedisHousekeeping(client, demo.prefix)
+    previous_cache = get_llm_cache()
+    try:
+        if housekeeping is not None:
+            await housekeeping.check(options.redis_url or "")
+            housekeeping.indexes_before = await housekeeping.indexes()
+            before = await housekeeping.count_keys()
+            where = f"Redis at {redact_url(options.redis_url or '')}"
+        else:
+            where = "process memory (no server)"
+        demo.say(f"llmemo demo: caches in {where}")
+        demo.say(f"chat model: {model_description}")
+        demo.say("embeddings: all-MiniLM-L6-v2, local on CPU (llmemo.local.LocalEmbeddings)")
+        if housekeeping is not None:
+            demo.say(f"key prefix of this run: {demo.prefix} ({before} keys under it before)")
+        await _load_embeddings(embeddings, stream)
+        demo.say()
+        failed = True
+        try:
+            await demo.step_exact()
+            await demo.step_semantic()
+            await demo.step_ttl()
+            await demo.step_custom()
+            failed = False
+        finally:
+            set_llm_cache(previous_cache)
+            demo.say("== Clean-up: remove what the demo wrote, nothing else ==")
+            try:
+                await demo.cleanup(housekeeping)
+            except LlmemoError:
+                if not failed:
+                    raise
+                # Otherwise the step's error is the one to report; the clean-up's
+                # failure has been printed.
+            demo.say()
+        demo.summary()
+    finally:
+        set_llm_cache(previous_cache)
+        if client is not None:
+            await client.aclose()
+
+
+async def _connect(url: str) -> Redis:
+    import redis.asyncio as aioredis
+
+    try:
+        return aioredis.Redis.from_url(url, socket_connect_timeout=5.0, socket_timeout=30.0)
+    except ValueError as exc:
+        raise ConfigurationError(f"--redis-url is not a valid Redis URL: {exc}") from exc
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for messages)."""
+    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+# -- command line ------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the demo's options to ``parser``."""
+    parser.add_argument(
+        "--redis-url",
+        metavar="URL",
+        help="run on this Redis (redis://, rediss://, unix://) instead of process memory; "
+        "needs RediSearch or Redis 8 vector sets",
+    )
+    parser.add_argument(
+        "--vector-backend",
+        choices=VECTOR_BACKENDS,
+        default="auto",
+        help="vector search on Redis: probed (auto, the default), RediSearch FT.* or "
+        "Redis 8 vector sets",
+    )
+    parser.add_argument(
+        "--distance-threshold",
+        type=float,
+        default=DEFAULT_DISTANCE_THRESHOLD,
+        metavar="D",
+        help="cosine distance (0-2) served by the semantic cache (default %(default)s)",
+    )
+    parser.add_argument(
+        "--custom-distance-threshold",
+        type=float,
+        default=DEFAULT_CUSTOM_DISTANCE_THRESHOLD,
+        metavar="D",
+        help="cosine distance of the custom semantic cache (default %(default)s)",
+    )
+    parser.add_argument(
+        "--ttl",
+        type=float,
+        default=DEFAULT_TTL,
+        metavar="SECONDS",
+        help="time to live of the TTL step's entry; the demo waits past it (default %(default)s)",
+    )
+    parser.add_argument(
+        "--custom-ttl",
+        type=float,
+        default=DEFAULT_CUSTOM_TTL,
+        metavar="SECONDS",
+        help="time to live of the custom semantic cache's entries (default %(default)s)",
+    )
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=DEFAULT_LATENCY,
+        metavar="SECONDS",
+        help="seconds per call of the simulated model (default %(default)s)",
+    )
+    parser.add_argument(
+        "--llm",
+        choices=LLM_CHOICES,
+        default="auto",
+        help="chat model: OpenAI when OPENAI_API_KEY is set and langchain-openai is "
+        "installed (auto, the default), always OpenAI, or always the simulated stand-in",
+    )
+    parser.add_argument(
+        "--openai-model",
+        default=DEFAULT_OPENAI_MODEL,
+        metavar="NAME",
+        help="OpenAI chat model when OpenAI is used (default %(default)s)",
+    )
+
+
+def options_from_args(args: argparse.Namespace) -> DemoOptions:
+    """Build :class:`DemoOptions` from parsed arguments.
+
+    Raises:
+        ConfigurationError: an option is out of range (the message names it).
+    """
+    return DemoOptions(
+        redis_url=args.redis_url,
+        vector_backend=args.vector_backend,
+        distance_threshold=args.distance_threshold,
+        custom_distance_threshold=args.custom_distance_threshold,
+        ttl=args.ttl,
+        custom_ttl=args.custom_ttl,
+        latency=args.latency,
+        llm=args.llm,
+        openai_model=args.openai_model,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``llmemo demo [options]``; returns the process exit code (see :mod:`llmemo.cli`)."""
+    from llmemo.cli import main as cli_main
+
+    return cli_main(["demo", *(sys.argv[1:] if argv is None else argv)])
