@@ -579,6 +579,10 @@ def build_parser() -> argparse.ArgumentParser:
         "cache.clear())",
     )
     clear.set_defaults(handler=_cmd_clear)
+
+    from llmemo.evaluate import add_eval_parser
+
+    add_eval_parser(sub).epilog = _EXIT_CODES
     return parser
 
 

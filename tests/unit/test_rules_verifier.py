@@ -1,0 +1,381 @@
+"""RulesVerifier on pairs written for these tests (never taken from the tuning files).
+
+Each case is (cached prompt, new prompt); the distance passed is a plausible embedding
+distance for such a pair. Minimal contrasts are decided by the rules at any distance;
+reworded pairs are accepted only within ``reworded_max_distance``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from llmemo.errors import ConfigurationError, MissingDependencyError
+from llmemo.verify import Candidate, HitVerifier, RulesVerifier
+from llmemo.verify import rules as rules_module
+
+
+def decide(cached: str, new: str, distance: float = 0.1, **options: object) -> tuple[bool, str]:
+    verifier = RulesVerifier(**options)  # type: ignore[arg-type]
+    stored = json.loads(json.dumps(verifier.signature(cached)))  # as stored in an entry
+    verdict = verifier.decide(new, verifier.signature(new), Candidate("e", distance, stored))
+    return verdict.accepted, verdict.reason
+
+
+def assert_rejected(cached: str, new: str, expected: str, **options: object) -> None:
+    accepted, reason = decide(cached, new, **options)
+    assert not accepted, f"served {new!r} for {cached!r} ({reason})"
+    assert expected in reason, reason
+    # A miss both ways round: the check is symmetric.
+    accepted, reason = decide(new, cached, **options)
+    assert not accepted, f"served {cached!r} for {new!r} ({reason})"
+
+
+def assert_accepted(cached: str, new: str, **options: object) -> None:
+    accepted, reason = decide(cached, new, **options)
+    assert accepted, f"refused {new!r} for {cached!r}: {reason}"
+
+
+NUMBERS = [
+    ("Can I bring 2 bags on the plane?", "Can I bring 3 bags on the plane?"),
+    (
+        "Charge the battery to 80% before storing it?",
+        "Charge the battery to 100% before storing it?",
+    ),
+    ("Where is order 55123?", "Where is order 55132?"),
+    ("Book a table for four people", "Book a table for five people"),
+    ("How many calories are in one banana?", "How many calories are in two bananas?"),
+    ("Is a 10GB plan enough for streaming?", "Is a 100GB plan enough for streaming?"),
+    ("Can a 16-year-old open a bank account?", "Can a 15-year-old open a bank account?"),
+    ("Who won the league in 1998?", "Who won the league in 1999?"),
+    ("Take one tablet every 6 hours", "Take one tablet every 8 hours"),
+    ("Is my second payment late?", "Is my third payment late?"),
+]
+
+SAME_NUMBERS = [
+    ("Book a table for four people", "Book a table for 4 people"),
+    ("Is the parcel delivered within 48 hours?", "Is the parcel delivered within two days?"),
+    ("Can I return it within 14 days?", "Can I return it within a fortnight?"),
+    ("Is a 10GB plan enough for streaming?", "Is a 10 GB plan enough for streaming?"),
+    ("How long do I boil a 1kg ham?", "How long do I boil a 1 kilo ham?"),
+    ("Set an alarm for twenty-five past six", "Set an alarm for 25 past 6"),
+]
+
+CURRENCIES = [
+    ("Can I withdraw £200 from a cash machine?", "Can I withdraw €200 from a cash machine?"),
+    ("What is 5% of 80 euros?", "What is 5% of 80 dollars?"),
+    ("Convert 50 GBP to USD", "Convert 50 GBP to EUR"),
+    ("Is there a fee on transfers of $500?", "Is there a fee on transfers of $5,000?"),
+    ("Send £1.50 to the kitty", "Send £15 to the kitty"),
+]
+
+SAME_CURRENCIES = [
+    ("Is there a fee on transfers of $500?", "Is there a fee on transfers of 500 dollars?"),
+    ("Send 20 quid to Tom", "Send £20 to Tom"),
+    ("Is a 50p coin still legal tender?", "Is a fifty pence coin still legal tender?"),
+    ("How much is £2k in euros?", "How much is £2,000 in euros?"),
+]
+
+DATES = [
+    ("Is the gym open on Tuesday?", "Is the gym open on Thursday?"),
+    ("Can I book a taxi for 6pm?", "Can I book a taxi for 6am?"),
+    ("What's the weather tomorrow in Leeds?", "What's the weather today in Leeds?"),
+    ("Are you open in August?", "Are you open in September?"),
+    ("Can I visit at the weekend?", "Can I visit on a weekday?"),
+    ("Is the bin collected next week?", "Is the bin collected this week?"),
+    ("Do you deliver on Christmas Day?", "Do you deliver on Boxing Day?"),
+    ("Is the 7:45 bus running?", "Is the 8:45 bus running?"),
+]
+
+SAME_DATES = [
+    ("Is the gym open on Tuesdays?", "Is the gym open on a Tuesday?"),
+    ("Wake me up at 6 in the morning", "Wake me up at 6am"),
+    ("Is the talk at 3pm?", "Is the talk at 15:00?"),
+    ("Is the bakery open on Satuday?", "Is the bakery open on Saturday?"),
+]
+
+NEGATIONS = [
+    ("Can I park here?", "Can't I park here?"),
+    ("Can I park here?", "Can I not park here?"),
+    ("Can I park here?", "Can I never park here?"),
+    ("Can I enter the UK with a passport?", "Can I enter the UK without a passport?"),
+    ("Which rooms have air conditioning?", "Which rooms don't have air conditioning?"),
+    ("Which rooms have air conditioning?", "Which rooms have no air conditioning?"),
+    ("Why is the printer printing?", "Why isn't the printer printing?"),
+]
+
+SAME_NEGATIONS = [
+    ("Which rooms don't have air conditioning?", "Which rooms do not have air conditioning?"),
+    ("Why can't I log in?", "Why cannot I log in?"),
+    ("Which fees aren't included in the rent?", "Which fees are excluded from the rent?"),
+    ("What's the price for non-residents?", "What's the price if I'm not a resident?"),
+]
+
+ANTONYMS = [
+    ("How do I activate my SIM card?", "How do I deactivate my SIM card?"),
+    ("Is this supplement legal in Japan?", "Is this supplement illegal in Japan?"),
+    ("Is the charger compatible with my laptop?", "Is the charger incompatible with my laptop?"),
+    ("How do I switch on the heating?", "How do I switch off the heating?"),
+    ("How do I log in to the portal?", "How do I log out of the portal?"),
+    ("Which seats are the cheapest?", "Which seats are the most expensive?"),
+    ("How do I upload a photo?", "How do I download a photo?"),
+    ("Should I arrive early for my interview?", "Should I arrive late for my interview?"),
+    ("Is postage free on orders over £40?", "Is postage free on orders under £40?"),
+    ("Can I cancel before the course starts?", "Can I cancel after the course starts?"),
+    ("How do I approve an expense claim?", "How do I reject an expense claim?"),
+    ("What are the advantages of solar panels?", "What are the disadvantages of solar panels?"),
+    ("How do I follow a channel?", "How do I unfollow a channel?"),
+    ("Is the cleaning spray harmful to pets?", "Is the cleaning spray harmless to pets?"),
+    ("Which bins are collected in summer?", "Which bins are collected in winter?"),
+]
+
+ENTITIES = [
+    ("What time does the Tesco in Bath close?", "What time does the Tesco in Wells close?"),
+    ("Is Spotify included in the bundle?", "Is Netflix included in the bundle?"),
+    ("Does the API support OAuth?", "Does the API support SAML?"),
+    ("What's Emma's email address?", "What's Oliver's email address?"),
+    ("How do I install Python on Windows?", "How do I install Python on macOS?"),
+]
+
+DIRECTIONS = [
+    ("How do I convert JPG to PNG?", "How do I convert PNG to JPG?"),
+    ("Transfer $100 from checking to savings", "Transfer $100 from savings to checking"),
+    ("How long is the train from Leeds to York?", "How long is the train from York to Leeds?"),
+    ("Is Rust faster than Go?", "Is Go faster than Rust?"),
+    ("Translate this from French into German", "Translate this from German into French"),
+    ("Move the meeting from Monday to Friday", "Move the meeting from Friday to Monday"),
+]
+
+DETAILS = [
+    ("What does my travel insurance cover?", "What does my pet insurance cover?"),
+    ("How do I reset my password?", "How do I reset my child's password?"),
+    ("What's the delivery charge?", "What's the express delivery charge?"),
+    ("Do you sell gluten-free bread?", "Do you sell gluten-free cake?"),
+]
+
+PARAPHRASES = [
+    ("How do I cancel my gym membership?", "How can I cancel my gym membership?"),
+    ("What is the phone number for customer service?", "What's the customer service phone number?"),
+    ("How do I change my delivery address?", "How do I update my delivery address?"),
+    ("Can I pay by card at the market?", "Is it possible to pay by card at the market?"),
+    ("Hi there, how do I reset my router?", "How do I reset my router? Thanks!"),
+    ("How do I turn off Bluetooth?", "How can I disable Bluetooth?"),
+    (
+        "How do I get a refund for a damaged parcel?",
+        "How can I get a refund for a damaged package?",
+    ),
+    ("How do I set up MFA?", "How do I set up multi-factor authentication?"),
+    ("Can I get a refund within 30 days?", "Within 30 days, can I get a refund?"),
+    ("Send the report to Priya", "Please send Priya the report"),
+    ("Do you ship to the US?", "Do you ship to America?"),
+]
+
+TYPOS = [
+    ("How do I change my billing address?", "How do I chnage my billing adress?"),
+    ("Can I receive parcels at the weekend?", "Can I recieve parcels at the weekend?"),
+    ("What are the opening hours of the library?", "What are the opening hours of the libary?"),
+    ("How do I reset my password?", "HOW DO I RESET MY PASSWORD"),
+    ("Where is my nearest branch?", "where is my nearest branch"),
+]
+
+
+@pytest.mark.parametrize(("cached", "new"), NUMBERS)
+def test_numbers_must_agree(cached: str, new: str) -> None:
+    assert_rejected(cached, new, "quantities differ")
+
+
+@pytest.mark.parametrize(("cached", "new"), SAME_NUMBERS + SAME_CURRENCIES + SAME_DATES)
+def test_same_quantity_written_differently_is_served(cached: str, new: str) -> None:
+    assert_accepted(cached, new)
+
+
+@pytest.mark.parametrize(("cached", "new"), CURRENCIES)
+def test_amounts_and_currencies_must_agree(cached: str, new: str) -> None:
+    assert_rejected(cached, new, "quantities differ")
+
+
+@pytest.mark.parametrize(("cached", "new"), DATES)
+def test_dates_and_times_must_agree(cached: str, new: str) -> None:
+    assert_rejected(cached, new, "quantities differ")
+
+
+@pytest.mark.parametrize(("cached", "new"), NEGATIONS)
+def test_negation_must_agree(cached: str, new: str) -> None:
+    assert_rejected(cached, new, "differs")
+
+
+@pytest.mark.parametrize(("cached", "new"), SAME_NEGATIONS)
+def test_negation_written_differently_is_served(cached: str, new: str) -> None:
+    assert_accepted(cached, new)
+
+
+@pytest.mark.parametrize(("cached", "new"), ANTONYMS)
+def test_antonyms_are_refused(cached: str, new: str) -> None:
+    assert_rejected(cached, new, "polarity differs")
+
+
+@pytest.mark.parametrize(("cached", "new"), ENTITIES)
+def test_entity_swaps_are_refused(cached: str, new: str) -> None:
+    assert_rejected(cached, new, "entity only in")
+
+
+@pytest.mark.parametrize(("cached", "new"), DIRECTIONS)
+def test_reversed_directions_are_refused(cached: str, new: str) -> None:
+    assert_rejected(cached, new, "roles")
+
+
+@pytest.mark.parametrize(("cached", "new"), DETAILS)
+def test_changed_details_of_a_minimal_contrast_are_refused(cached: str, new: str) -> None:
+    assert_rejected(cached, new, "details differ")
+
+
+@pytest.mark.parametrize(("cached", "new"), PARAPHRASES + TYPOS)
+def test_paraphrases_and_typos_are_served(cached: str, new: str) -> None:
+    assert_accepted(cached, new)
+
+
+def test_reworded_pairs_are_served_only_when_close() -> None:
+    accepted, reason = decide(
+        "Where can I leave my bike?", "Is there somewhere to lock up bicycles?", distance=0.15
+    )
+    assert accepted, reason
+    accepted, reason = decide(
+        "Where can I leave my bike?", "Is there somewhere to lock up bicycles?", distance=0.3
+    )
+    assert not accepted
+    assert "reworded" in reason
+    accepted, _ = decide(
+        "Where can I leave my bike?",
+        "Is there somewhere to lock up bicycles?",
+        distance=0.3,
+        reworded_max_distance=None,
+    )
+    assert accepted
+
+
+def test_long_texts_tolerate_reworded_details_when_close() -> None:
+    cached = (
+        "The export function writes every record of the selected table to a comma "
+        "separated file and keeps the column order of the original schema."
+    )
+    new = (
+        "The export function writes every record of the chosen table to a comma "
+        "separated file and preserves the column order of the original schema."
+    )
+    assert_accepted(cached, new)
+
+
+async def test_verify_is_async_and_names_itself() -> None:
+    verifier = RulesVerifier(name="my-rules")
+    assert isinstance(verifier, HitVerifier)
+    stored = verifier.signature("Is the pool open on Monday?")
+    verdict = await verifier.verify(
+        "Is the pool open on Friday?",
+        verifier.signature("Is the pool open on Friday?"),
+        Candidate("x", 0.05, stored),
+    )
+    assert verdict.verifier == "my-rules"
+    assert not verdict.accepted
+
+
+async def test_verify_recomputes_a_missing_new_signature() -> None:
+    verifier = RulesVerifier()
+    stored = verifier.signature("Is the pool open on Monday?")
+    verdict = await verifier.verify("Is the pool open on Monday?", None, Candidate("x", 0, stored))
+    assert verdict.accepted
+
+
+@pytest.mark.parametrize("stored", [None, {"v": 999}, {"v": rules_module.RULES_VERSION, "w": 3}])
+def test_entries_without_a_usable_signature_are_refused(stored: object) -> None:
+    verifier = RulesVerifier()
+    verdict = verifier.decide("Is the pool open?", None, Candidate("x", 0.0, stored))  # type: ignore[arg-type]
+    assert not verdict.accepted
+
+
+def test_signature_is_compact_json() -> None:
+    verifier = RulesVerifier()
+    text = "How do I migrate my database from MySQL to Postgres before 5 March?"
+    signature = verifier.signature(text)
+    encoded = json.dumps(signature, separators=(",", ":"))
+    assert json.loads(encoded) == signature
+    assert signature["v"] == rules_module.RULES_VERSION
+    assert "mysql" in signature["w"]
+    assert len(encoded) < 600
+
+
+def test_signature_without_text_holds_no_prompt_words() -> None:
+    text = "Please transfer seventy pounds from Barclays to Monzo before Thursday morning"
+    private = RulesVerifier(store_text=False, hash_key=b"secret")
+    encoded = json.dumps(private.signature(text)).lower()
+    for word in ("transfer", "seventy", "pounds", "barclays", "monzo", "thursday", "morning"):
+        assert word not in encoded
+    assert "70" not in encoded
+    # The same decisions as with text.
+    for cached, new, expected in [
+        (text, "Please transfer £70 from Barclays to Monzo before Thursday morning", True),
+        (
+            text,
+            "Please transfer seventy pounds from Monzo to Barclays before Thursday morning",
+            False,
+        ),
+        (
+            text,
+            "Please transfer seventy pounds from Barclays to Monzo before Friday morning",
+            False,
+        ),
+        ("How do I chnage my billing adress?", "How do I change my billing address?", True),
+        ("How do I turn on alerts?", "How do I disable alerts?", False),
+    ]:
+        verdict = private.decide(
+            new, private.signature(new), Candidate("x", 0.1, private.signature(cached))
+        )
+        assert verdict.accepted is expected, (cached, new, verdict.reason)
+
+
+def test_a_different_hash_key_never_matches() -> None:
+    text = "How do I renew my parking permit?"
+    one = RulesVerifier(store_text=False, hash_key="one")
+    two = RulesVerifier(store_text=False, hash_key="two")
+    verdict = two.decide(text, two.signature(text), Candidate("x", 0.0, one.signature(text)))
+    assert not verdict.accepted
+
+
+def test_text_signatures_are_read_by_a_private_verifier_and_back() -> None:
+    text = "How do I renew my parking permit?"
+    public, private = RulesVerifier(), RulesVerifier(store_text=False)
+    assert private.decide(text, None, Candidate("x", 0, public.signature(text))).accepted
+    assert public.decide(text, None, Candidate("x", 0, private.signature(text))).accepted
+
+
+def test_checks_can_be_switched_off() -> None:
+    cached, new = "Can I bring 2 bags?", "Can I bring 3 bags?"
+    assert not decide(cached, new)[0]
+    assert decide(cached, new, checks={"polarity", "entities", "roles", "details"})[0]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"name": ""},
+        {"hash_key": b"x" * 65},
+        {"reworded_max_distance": 3.0},
+        {"min_overlap": 1.5},
+        {"checks": {"numbers"}},
+    ],
+)
+def test_bad_options_are_configuration_errors(options: dict[str, object]) -> None:
+    with pytest.raises(ConfigurationError):
+        RulesVerifier(**options)  # type: ignore[arg-type]
+
+
+def test_missing_stemmer_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "snowballstemmer", None)
+    monkeypatch.setattr(rules_module, "_stemmer", None)
+    rules_module._stem.cache_clear()
+    try:
+        with pytest.raises(MissingDependencyError, match=r"llmemo\[verify\]"):
+            RulesVerifier().signature("How do I renew my unusual zebra permit?")
+    finally:
+        rules_module._stem.cache_clear()
