@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -101,28 +102,77 @@ def require_capability(
 
 @pytest.fixture(autouse=True)
 def _redis_capability_markers(request: pytest.FixtureRequest) -> None:
-    # Looked up lazily, so that tests without these markers never start a server.
+    # Looked up lazily, so that tests without these markers never start a server. A test
+    # marked `cluster` needs the capability on the cluster's nodes, not on the standalone.
     names = [name for name in CAPABILITY_MARKERS if request.node.get_closest_marker(name)]
     if names:
-        capabilities: RedisCapabilities = request.getfixturevalue("redis_capabilities")
+        fixture = (
+            "redis_cluster_capabilities"
+            if request.node.get_closest_marker("cluster")
+            else "redis_capabilities"
+        )
+        capabilities: RedisCapabilities = request.getfixturevalue(fixture)
         for name in names:
             check_capability(capabilities, name)
 
 
 @pytest.fixture(scope="session")
-def redis_cluster_url() -> Iterator[str]:
+def redis_cluster() -> Iterator[RedisClusterServer | None]:
+    """The session's own 3-primary Redis Cluster (RediSearch loaded in every node), or
+    ``None`` when ``LLMEMO_REDIS_CLUSTER_URL`` is used.
+
+    Started on first use (2-3 s) and stopped by pid at the end of the session. Tests may
+    move slots between its primaries but must give them back.
+    """
+    if os.environ.get("LLMEMO_REDIS_CLUSTER_URL"):
+        yield None
+        return
+    cluster = RedisClusterServer(masters=3, modules=True).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(redis_cluster: RedisClusterServer | None) -> str:
     """A startup-node URL of a Redis Cluster, for tests marked ``cluster``.
 
-    ``LLMEMO_REDIS_CLUSTER_URL`` if set; otherwise a 3-primary cluster (no modules) is
-    started on loopback on first use and stopped at the end of the session.
+    ``LLMEMO_REDIS_CLUSTER_URL`` if set; otherwise the session's own cluster.
     """
-    url = os.environ.get("LLMEMO_REDIS_CLUSTER_URL")
-    if url:
-        yield url
-        return
-    cluster = RedisClusterServer(masters=3).start()
+    if redis_cluster is None:
+        return os.environ["LLMEMO_REDIS_CLUSTER_URL"]
+    return redis_cluster.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_capabilities(
+    redis_cluster: RedisClusterServer | None, redis_cluster_url: str
+) -> RedisCapabilities:
+    """What the cluster's nodes can do (probed on one node, once per session)."""
+    if redis_cluster is not None:
+        return redis_cluster.capabilities
+    return probe_capabilities(redis_cluster_url)
+
+
+@pytest.fixture
+def failover_cluster() -> Iterator[RedisClusterServer]:
+    """A fresh 3-primary + 3-replica cluster for one test that may kill its nodes.
+
+    ``cluster-node-timeout`` 1000 ms (a failover takes about 2 s) and
+    ``cluster-require-full-coverage no`` (the shards that are up keep serving while a
+    failed primary's slots wait for its replica). RediSearch is loaded. Always started
+    here (never ``LLMEMO_REDIS_CLUSTER_URL``: the test kills processes); stopped by pid.
+    """
+    cluster = RedisClusterServer(
+        masters=3,
+        replicas=1,
+        modules=True,
+        node_timeout_ms=1000,
+        require_full_coverage=False,
+    ).start()
     try:
-        yield cluster.url
+        yield cluster
     finally:
         cluster.stop()
 
@@ -136,3 +186,14 @@ def unique_prefix() -> str:
 # ---------------------------------------------------------------------------------------
 # Other shared fixtures (owned by the lead) go below this line.
 # ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def local_embeddings() -> Iterator[Any]:
+    """The real all-MiniLM-L6-v2 model (``llmemo.local.LocalEmbeddings``), loaded once per
+    session; tests using it carry the ``model`` marker."""
+    from llmemo.local import LocalEmbeddings
+
+    embeddings = LocalEmbeddings()
+    embeddings.load()
+    yield embeddings

@@ -253,6 +253,11 @@ class RedisServer:
         self.port = None
         atexit.unregister(self.stop)
 
+    def kill(self) -> None:
+        """Kill the server at once by pid (SIGKILL: no shutdown, no failover hand-off), as
+        a crash would; :meth:`stop` still removes its dir. Idempotent."""
+        self._kill_process(timeout=5.0, hard=True)
+
     def log_tail(self, lines: int = _LOG_TAIL_LINES) -> str:
         """The last ``lines`` lines of the server log ('' if there is none)."""
         path = self.log_path
@@ -342,11 +347,14 @@ class RedisServer:
             f"--- log tail ---\n{self.log_tail()}"
         )
 
-    def _kill_process(self, timeout: float = 5.0) -> None:
+    def _kill_process(self, timeout: float = 5.0, *, hard: bool = False) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
             if proc.poll() is None:
-                proc.terminate()
+                if hard:
+                    proc.kill()
+                else:
+                    proc.terminate()
                 try:
                     proc.wait(timeout)
                 except subprocess.TimeoutExpired:
@@ -358,26 +366,51 @@ class RedisServer:
 
 
 class RedisClusterServer:
-    """A throwaway Redis Cluster: ``masters`` primaries on loopback, no replicas.
+    """A throwaway Redis Cluster on loopback: ``masters`` primaries, optional replicas.
 
     Each node is a :class:`RedisServer` with ``--cluster-enabled yes``; the hash slots are
-    split evenly with ``CLUSTER ADDSLOTSRANGE`` and the nodes joined with ``CLUSTER MEET``.
-    :meth:`start` returns once every node reports ``cluster_state:ok``.
+    split evenly over the primaries with ``CLUSTER ADDSLOTSRANGE``, the nodes joined with
+    ``CLUSTER MEET`` and each replica attached with ``CLUSTER REPLICATE``. :meth:`start`
+    returns once every node reports ``cluster_state:ok``, knows every other node, and every
+    replica's link to its primary is up (so a failover can promote it).
 
     Args:
         masters: Number of primaries (>= 1).
+        replicas: Replicas per primary (>= 0).
         startup_timeout: Seconds to wait for each node's PING and then for the cluster.
         modules: Load RediSearch/ReJSON into each node (off by default: the OSS modules do
-            not coordinate queries across shards).
+            not coordinate queries across shards; llmemo sends ``FT.*`` to one shard).
+        node_timeout_ms: ``cluster-node-timeout``; a failover takes about twice this.
+        require_full_coverage: ``cluster-require-full-coverage``; with ``False`` the
+            surviving shards keep serving while a failed primary's slots are uncovered.
     """
 
-    def __init__(self, masters: int = 3, *, startup_timeout: float = 20.0, modules: bool = False):
+    def __init__(
+        self,
+        masters: int = 3,
+        *,
+        replicas: int = 0,
+        startup_timeout: float = 20.0,
+        modules: bool = False,
+        node_timeout_ms: int = 5000,
+        require_full_coverage: bool = True,
+    ) -> None:
         if masters < 1:
             raise ValueError("masters must be >= 1")
+        if replicas < 0:
+            raise ValueError("replicas must be >= 0")
         self._masters = masters
+        self._replicas = replicas
         self._startup_timeout = startup_timeout
         self._modules = modules
+        self._node_timeout_ms = node_timeout_ms
+        self._full_coverage = require_full_coverage
+        #: Every node, primaries first (in slot order), then the replicas.
         self.nodes: list[RedisServer] = []
+        #: Node id (``CLUSTER MYID``) per port.
+        self.node_ids: dict[int, str] = {}
+        #: The primary each replica was attached to, by port.
+        self.primary_of: dict[int, int] = {}
 
     @property
     def url(self) -> str:
@@ -388,11 +421,35 @@ class RedisClusterServer:
 
     @property
     def urls(self) -> list[str]:
-        """URLs of all primaries."""
-        return [node.url for node in self.nodes]
+        """URLs of the nodes that were started as primaries."""
+        return [node.url for node in self.nodes[: self._masters]]
+
+    @property
+    def masters(self) -> list[RedisServer]:
+        """The nodes started as primaries (a failover may have demoted one since)."""
+        return self.nodes[: self._masters]
+
+    @property
+    def replica_nodes(self) -> list[RedisServer]:
+        """The nodes started as replicas."""
+        return self.nodes[self._masters :]
+
+    @property
+    def capabilities(self) -> RedisCapabilities:
+        """What the first node can do (every node runs the same binary and modules)."""
+        if not self.nodes:
+            raise RedisServerError("the cluster is not started")
+        return self.nodes[0].capabilities
+
+    def node(self, port: int) -> RedisServer:
+        """The node listening on ``port``."""
+        for node in self.nodes:
+            if node.port == port:
+                return node
+        raise KeyError(port)
 
     def start(self) -> RedisClusterServer:
-        """Start the nodes, assign slots, join them and wait for ``cluster_state:ok``.
+        """Start the nodes, assign slots, join them and wait until the cluster is ready.
 
         Raises:
             RedisServerError: A node did not start, or the cluster did not become ready
@@ -402,9 +459,11 @@ class RedisClusterServer:
 
         if self.nodes:
             raise RedisServerError("the cluster is already started")
+        total = self._masters * (1 + self._replicas)
         bus_ports: list[int] = []
+        clients: list[Any] = []
         try:
-            for _ in range(self._masters):
+            for _ in range(total):
                 bus_ports.append(free_port())
                 node = RedisServer(
                     modules=self._modules,
@@ -412,33 +471,53 @@ class RedisClusterServer:
                     extra_args=[
                         "--cluster-enabled", "yes",
                         "--cluster-config-file", "nodes.conf",
-                        "--cluster-node-timeout", "5000",
+                        "--cluster-node-timeout", str(self._node_timeout_ms),
+                        "--cluster-require-full-coverage",
+                        "yes" if self._full_coverage else "no",
                         # Default bus port is port + 10000, which may be taken or > 65535.
                         "--cluster-port", str(bus_ports[-1]),
                     ],
                 )  # fmt: skip
                 self.nodes.append(node.start())
             clients = [redis.Redis(port=n.port or 0, socket_timeout=5) for n in self.nodes]
-            try:
-                per_node = 16384 // self._masters
-                for i, client in enumerate(clients):
-                    first = i * per_node
-                    last = 16383 if i == self._masters - 1 else first + per_node - 1
-                    client.execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
-                for node, bus_port in zip(self.nodes[1:], bus_ports[1:], strict=True):
-                    clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", node.port, bus_port)
-                self._wait_ok(clients)
-            finally:
-                for client in clients:
-                    client.close()
+            for node, client in zip(self.nodes, clients, strict=True):
+                self.node_ids[node.port or 0] = _text(client.execute_command("CLUSTER", "MYID"))
+            per_node = 16384 // self._masters
+            for i, client in enumerate(clients[: self._masters]):
+                first = i * per_node
+                last = 16383 if i == self._masters - 1 else first + per_node - 1
+                client.execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
+            for node, bus_port in zip(self.nodes[1:], bus_ports[1:], strict=True):
+                clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", node.port, bus_port)
+            for i, client in enumerate(clients[self._masters :]):
+                primary = self.nodes[i % self._masters]
+                self._replicate(client, self.node_ids[primary.port or 0])
+                self.primary_of[self.nodes[self._masters + i].port or 0] = primary.port or 0
+            self._wait_ready(clients)
         except BaseException:
             self.stop()
             raise
+        finally:
+            for client in clients:
+                client.close()
         return self
 
-    def _wait_ok(self, clients: list[Any]) -> None:
+    def _replicate(self, client: Any, primary_id: str) -> None:
+        # A node can only replicate a primary it has heard of through the cluster bus.
+        deadline = time.monotonic() + self._startup_timeout
+        while True:
+            try:
+                client.execute_command("CLUSTER", "REPLICATE", primary_id)
+                return
+            except Exception as exc:  # "Unknown node": gossip has not reached it yet
+                if time.monotonic() > deadline:
+                    raise RedisServerError(f"CLUSTER REPLICATE failed: {exc}") from exc
+                time.sleep(0.05)
+
+    def _wait_ready(self, clients: list[Any]) -> None:
         deadline = time.monotonic() + self._startup_timeout
         states: list[str] = []
+        total = len(self.nodes)
         while time.monotonic() < deadline:
             states = []
             for client in clients:
@@ -446,7 +525,11 @@ class RedisClusterServer:
                 state = _text(info.get("cluster_state", "")) if isinstance(info, dict) else ""
                 known = int(info.get("cluster_known_nodes", 0)) if isinstance(info, dict) else 0
                 states.append(f"{state}/{known}")
-            if all(s == f"ok/{self._masters}" for s in states):
+            links = [
+                _text(client.info("replication").get("master_link_status", ""))
+                for client in clients[self._masters :]
+            ]
+            if all(s == f"ok/{total}" for s in states) and all(v == "up" for v in links):
                 return
             time.sleep(0.1)
         tails = "\n".join(f"--- node {n.port} ---\n{n.log_tail(10)}" for n in self.nodes)

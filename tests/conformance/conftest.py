@@ -90,11 +90,75 @@ async def _redis_vectorset_store(request: pytest.FixtureRequest, prefix: str) ->
     return Harness(store, prefix, asyncio.sleep, teardown)
 
 
+# -- Redis Cluster (the session's 3-primary cluster, see tests/conftest.py) ---------------
+
+
+async def _redis_cluster_key_store(request: pytest.FixtureRequest, prefix: str) -> Harness[Any]:
+    from llmemo.stores.redis.keystore import RedisKeyStore
+
+    store = RedisKeyStore.from_url(request.getfixturevalue("redis_cluster_url"), cluster=True)
+
+    async def teardown() -> None:
+        await store.clear(prefix)
+
+    return Harness(store, prefix, asyncio.sleep, teardown)
+
+
+async def _redis_cluster_search_store(
+    request: pytest.FixtureRequest, prefix: str, algorithm: str
+) -> Harness[Any]:
+    from redis.asyncio.cluster import RedisCluster
+
+    from llmemo.stores.redis.search import RedisSearchVectorStore
+
+    client = RedisCluster.from_url(request.getfixturevalue("redis_cluster_url"))
+    store = RedisSearchVectorStore(client, prefix, algorithm=algorithm)
+
+    async def teardown() -> None:
+        try:
+            await store.clear()
+            await store.drop_index()  # the index on every primary
+        finally:
+            await client.aclose()
+
+    return Harness(store, prefix, asyncio.sleep, teardown)
+
+
+async def _redis_cluster_search_hnsw(request: pytest.FixtureRequest, prefix: str) -> Harness[Any]:
+    return await _redis_cluster_search_store(request, prefix, "HNSW")
+
+
+async def _redis_cluster_search_flat(request: pytest.FixtureRequest, prefix: str) -> Harness[Any]:
+    return await _redis_cluster_search_store(request, prefix, "FLAT")
+
+
+async def _redis_cluster_vectorset_store(
+    request: pytest.FixtureRequest, prefix: str
+) -> Harness[Any]:
+    from redis.asyncio.cluster import RedisCluster
+
+    from llmemo.stores.redis.vectorset import RedisVectorSetStore
+
+    client = RedisCluster.from_url(request.getfixturevalue("redis_cluster_url"))
+    store = RedisVectorSetStore(client, prefix)
+
+    async def teardown() -> None:
+        try:
+            await store.clear()
+        finally:
+            await client.aclose()
+
+    return Harness(store, prefix, asyncio.sleep, teardown)
+
+
 Factory = Callable[[pytest.FixtureRequest, str], Awaitable[Harness[Any]]]
 
 KEY_STORE_BACKENDS: list[Any] = [
     pytest.param(_memory_key_store, id="memory"),
     pytest.param(_redis_key_store, id="redis", marks=pytest.mark.redis),
+    pytest.param(
+        _redis_cluster_key_store, id="redis-cluster", marks=[pytest.mark.redis, pytest.mark.cluster]
+    ),
 ]
 
 VECTOR_STORE_BACKENDS: list[Any] = [
@@ -107,6 +171,21 @@ VECTOR_STORE_BACKENDS: list[Any] = [
     ),
     pytest.param(
         _redis_vectorset_store, id="vectorset", marks=[pytest.mark.redis, pytest.mark.vectorset]
+    ),
+    pytest.param(
+        _redis_cluster_search_hnsw,
+        id="redisearch-hnsw-cluster",
+        marks=[pytest.mark.redis, pytest.mark.cluster, pytest.mark.redisearch],
+    ),
+    pytest.param(
+        _redis_cluster_search_flat,
+        id="redisearch-flat-cluster",
+        marks=[pytest.mark.redis, pytest.mark.cluster, pytest.mark.redisearch],
+    ),
+    pytest.param(
+        _redis_cluster_vectorset_store,
+        id="vectorset-cluster",
+        marks=[pytest.mark.redis, pytest.mark.cluster, pytest.mark.vectorset],
     ),
 ]
 

@@ -11,7 +11,6 @@ import io
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -42,10 +41,8 @@ EXPECTED_CALLS = [
 
 
 @pytest.fixture(scope="session")
-def demo_embeddings() -> Iterator[LocalEmbeddings]:
-    embeddings = LocalEmbeddings()
-    embeddings.load()
-    yield embeddings
+def demo_embeddings(local_embeddings: LocalEmbeddings) -> LocalEmbeddings:
+    return local_embeddings
 
 
 def calls(output: str) -> list[tuple[str, str, str]]:

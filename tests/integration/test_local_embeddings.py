@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,14 +23,6 @@ from llmemo.local import DEFAULT_DIMENSION, LocalEmbeddings
 FRANCE = "What is the capital of France?"
 FRANCE_PARAPHRASE = "Can you tell me the capital city of France?"
 FAR = "How do I bake sourdough bread at home?"
-
-
-@pytest.fixture(scope="session")
-def local_embeddings() -> Iterator[LocalEmbeddings]:
-    """One loaded model for this module's tests."""
-    embeddings = LocalEmbeddings()
-    embeddings.load()
-    yield embeddings
 
 
 def cosine_distance(a: list[float], b: list[float]) -> float:

@@ -16,6 +16,17 @@ The asyncio clients use plain pools of ``max_connections`` (default
 :data:`DEFAULT_MAX_CONNECTIONS`), and the adapters admit at most that many operations at
 once per loop (a semaphore, ~1 µs), because redis-py's asyncio blocking pool costs tens of
 microseconds on every command (measured: a GET 1.4x slower).
+
+Redis Cluster: given a ``redis.cluster.RedisCluster`` or ``redis.asyncio.cluster.RedisCluster``
+(or ``cluster=True`` with a URL), llmemo makes cluster clients of its own the same way: the
+given client's known nodes become the startup nodes, and its credentials, TLS settings, RESP
+version and ``address_remap`` are copied. The asyncio cluster client has one pool *per node*
+and raises ``MaxConnectionsError`` past its size instead of waiting; an admitted operation
+holds at most one connection per node at a time, so a per-node pool of ``max_connections``
+plus a little headroom (topology refreshes) never runs out under the adapters' admission
+limit. The sync cluster client gets blocking per-node pools. llmemo's cluster clients read
+from primaries only and do not require full slot coverage, so the shards that are up keep
+serving while a failed primary's slots are being taken over.
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ from llmemo.errors import ConfigurationError
 if TYPE_CHECKING:
     import redis
     from redis.asyncio import Redis as AsyncRedis
+    from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
 __all__ = ["DEFAULT_MAX_CONNECTIONS", "DEFAULT_POOL_TIMEOUT", "RedisClientFactory"]
 
@@ -43,6 +55,14 @@ DEFAULT_SOCKET_TIMEOUT = 5.0
 # world) or that llmemo must choose itself (stores move opaque bytes).
 _NOT_COPIED = frozenset({"retry", "parser_class", "decode_responses", "encoding_errors"})
 _CONNECTION_CLASSES = ("UnixDomainSocketConnection", "SSLConnection", "Connection")
+#: Connections per node beyond ``max_connections`` in llmemo's asyncio cluster pools, for
+#: the topology refreshes (``CLUSTER SLOTS``, ``COMMAND``) that run beside admitted work.
+CLUSTER_POOL_HEADROOM = 4
+# Per-connection settings a cluster client's nodes share that llmemo copies into its own
+# cluster clients (plus every ``ssl_*`` option); timeouts come from the cache's budget.
+_CLUSTER_COPIED = frozenset(
+    {"username", "password", "credential_provider", "client_name", "protocol", "ssl"}
+)
 
 
 def _accepted_parameters(cls: type) -> frozenset[str]:
@@ -73,6 +93,42 @@ class _Settings:
 
 
 @dataclass(frozen=True)
+class _ClusterSettings:
+    """How to reach a cluster: startup nodes and shared connection settings."""
+
+    startup_nodes: tuple[tuple[str, int], ...]
+    kwargs: dict[str, Any]
+
+
+def _cluster_settings(client: Any) -> _ClusterSettings:
+    """Startup nodes and copyable settings of a sync or asyncio ``RedisCluster``."""
+    manager = client.nodes_manager
+    seen: dict[tuple[str, int], None] = {}
+    # Every node the given client knows (if it has connected), then its startup nodes.
+    for node in [*client.get_nodes(), *manager.startup_nodes.values()]:
+        seen.setdefault((str(node.host), int(node.port)), None)
+    given = client.get_connection_kwargs()
+    kwargs = {
+        key: value
+        for key, value in given.items()
+        if (key in _CLUSTER_COPIED or key.startswith("ssl_")) and value is not None
+    }
+    connection_class = given.get("connection_class")
+    if getattr(connection_class, "__name__", "") == "SSLConnection":
+        kwargs["ssl"] = True
+    if getattr(manager, "address_remap", None) is not None:
+        kwargs["address_remap"] = manager.address_remap
+    return _ClusterSettings(tuple(seen), kwargs)
+
+
+def _is_cluster_client(client: Any) -> bool:
+    import redis
+    import redis.asyncio as aioredis
+
+    return isinstance(client, (redis.RedisCluster, aioredis.RedisCluster))
+
+
+@dataclass(frozen=True)
 class RedisClientFactory:
     """Makes llmemo's own Redis clients from a URL or from a given client's settings.
 
@@ -84,6 +140,9 @@ class RedisClientFactory:
     settings: _Settings | None
     pool: dict[str, Any]
     extra: dict[str, Any]
+    #: Set when llmemo's clients are cluster clients (``url`` or these settings).
+    cluster: _ClusterSettings | None = None
+    is_cluster: bool = False
 
     @classmethod
     def create(
@@ -92,6 +151,8 @@ class RedisClientFactory:
         redis_client: Any = None,
         client_kwargs: dict[str, Any] | None = None,
         operation_timeout: float | None = None,
+        *,
+        cluster: bool = False,
     ) -> RedisClientFactory:
         """Validate what the user gave.
 
@@ -103,17 +164,22 @@ class RedisClientFactory:
 
         Args:
             redis_url: ``redis://``, ``rediss://`` or ``unix://`` URL, used when
-                ``redis_client`` is ``None``.
-            redis_client: A sync ``redis.Redis`` or a ``redis.asyncio.Redis`` whose
-                connection settings are copied (it is not used or closed by llmemo).
+                ``redis_client`` is ``None`` (with ``cluster``: one startup node, TCP only).
+            redis_client: A sync ``redis.Redis`` / ``redis.RedisCluster`` or an asyncio
+                ``redis.asyncio.Redis`` / ``redis.asyncio.cluster.RedisCluster`` whose
+                connection settings (and, for a cluster, known nodes) are copied; it is
+                not used or closed by llmemo. A cluster client makes llmemo's clients
+                cluster clients, whatever ``cluster`` says.
             client_kwargs: Extra keyword arguments for llmemo's clients (e.g.
-                ``socket_timeout``, ``max_connections``, and ``pool_timeout`` for the wait
-                for a free connection); ``decode_responses`` is always ``False``.
+                ``socket_timeout``, ``max_connections`` (per node on a cluster), and
+                ``pool_timeout`` for the wait for a free connection);
+                ``decode_responses`` is always ``False``.
             operation_timeout: The cache's per-operation budget in seconds, or ``None``.
+            cluster: ``redis_url`` names a node of a Redis Cluster.
 
         Raises:
-            ConfigurationError: no usable URL or client, a cluster client (not supported
-                here yet), ``decode_responses=True``, or an unknown connection class.
+            ConfigurationError: no usable URL or client, ``decode_responses=True``, an
+                unknown connection class, or a ``unix://`` URL with ``cluster``.
             TypeError: ``redis_client`` is not a redis-py client.
         """
         import redis
@@ -133,6 +199,8 @@ class RedisClientFactory:
         }
         budget = DEFAULT_SOCKET_TIMEOUT if operation_timeout is None else operation_timeout
         extra = {"socket_timeout": budget, "socket_connect_timeout": budget, **extra}
+        if not isinstance(cluster, bool):
+            raise ConfigurationError(f"cluster must be a bool; got {cluster!r}")
         if redis_client is None:
             if not isinstance(redis_url, str) or not redis_url:
                 raise ConfigurationError(f"redis_url must be a non-empty URL; got {redis_url!r}")
@@ -140,16 +208,25 @@ class RedisClientFactory:
                 redis.ConnectionPool.from_url(redis_url)
             except ValueError as exc:
                 raise ConfigurationError(f"redis_url is not a valid Redis URL: {exc}") from exc
-            return cls(redis_url, None, pool, extra)
-        if isinstance(redis_client, (redis.RedisCluster, aioredis.RedisCluster)):
-            raise ConfigurationError(
-                "redis_client is a RedisCluster; cluster clients are not supported by this "
-                "cache yet (pass a standalone client or URL)"
-            )
+            if cluster and not redis_url.startswith(("redis://", "rediss://")):
+                raise ConfigurationError(
+                    "a Redis Cluster is reached over TCP: redis_url must be redis:// or "
+                    f"rediss:// with cluster=True; got {redis_url.split(':', 1)[0]}://"
+                )
+            return cls(redis_url, None, pool, extra, is_cluster=cluster)
+        if _is_cluster_client(redis_client):
+            nodes = _cluster_settings(redis_client)
+            if not nodes.startup_nodes:
+                raise ConfigurationError("redis_client is a RedisCluster that names no node")
+            return cls(None, None, pool, extra, cluster=nodes, is_cluster=True)
         if not isinstance(redis_client, (redis.Redis, aioredis.Redis)):
             raise TypeError(
-                "redis_client must be a redis.Redis or redis.asyncio.Redis; "
-                f"got {type(redis_client).__qualname__}"
+                "redis_client must be a redis.Redis, redis.RedisCluster, redis.asyncio.Redis "
+                f"or redis.asyncio.cluster.RedisCluster; got {type(redis_client).__qualname__}"
+            )
+        if cluster:
+            raise ConfigurationError(
+                "cluster=True, but redis_client is a standalone client; pass a RedisCluster"
             )
         given = redis_client.connection_pool
         name = _counterpart(given.connection_class, redis.connection).__name__
@@ -165,9 +242,10 @@ class RedisClientFactory:
             if key in accepted and key not in _NOT_COPIED
         }
 
-    def make_async(self) -> AsyncRedis:
+    def make_async(self) -> AsyncRedis | AsyncRedisCluster:
         """A new ``redis.asyncio.Redis`` (for the calling event loop) that owns its pool
-        of :attr:`max_connections` connections (callers must not exceed it)."""
+        of :attr:`max_connections` connections (callers must not exceed it); on a cluster
+        a ``redis.asyncio.cluster.RedisCluster`` with such a pool per node."""
         import redis.asyncio as aioredis
         from redis.asyncio import connection as aio_connection
         from redis.asyncio.retry import Retry
@@ -175,6 +253,8 @@ class RedisClientFactory:
 
         size = self.max_connections
         retry = {"retry": Retry(NoBackoff(), 1)}
+        if self.is_cluster:
+            return self._make_async_cluster()
         if self.url is not None:
             pool = aio_connection.ConnectionPool.from_url(
                 self.url, decode_responses=False, max_connections=size, **retry, **self.extra
@@ -190,17 +270,74 @@ class RedisClientFactory:
             )
         return aioredis.Redis.from_pool(pool)
 
+    def _cluster_kwargs(self, accepted: frozenset[str]) -> dict[str, Any]:
+        copied = {} if self.cluster is None else self.cluster.kwargs
+        kwargs = {key: value for key, value in copied.items() if key in accepted}
+        # require_full_coverage=False: a client that finds a slot uncovered (a failed
+        # primary not replaced yet) keeps serving the other slots instead of refusing
+        # to start; reads stay on primaries (replicas may lag, and the vector-set
+        # search script writes).
+        return {"require_full_coverage": False, **kwargs, **self.extra}
+
+    def _make_async_cluster(self) -> AsyncRedisCluster:
+        from redis.asyncio.cluster import ClusterNode, RedisCluster
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+
+        common: dict[str, Any] = {
+            "decode_responses": False,
+            "max_connections": self.max_connections + CLUSTER_POOL_HEADROOM,
+            # The cluster client retries once after refreshing its view of the topology
+            # (it never sleeps between attempts); node connections do not retry.
+            "retry": Retry(NoBackoff(), 1),
+            **self._cluster_kwargs(_accepted_parameters(RedisCluster)),
+        }
+        if self.url is not None:
+            return RedisCluster.from_url(self.url, **common)
+        assert self.cluster is not None
+        nodes = [ClusterNode(host, port) for host, port in self.cluster.startup_nodes]
+        return RedisCluster(startup_nodes=nodes, **common)
+
+    def _make_sync_cluster(self) -> redis.RedisCluster:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.cluster import REDIS_ALLOWED_KEYS, ClusterNode
+        from redis.retry import Retry
+
+        accepted = _accepted_parameters(redis.RedisCluster) | frozenset(REDIS_ALLOWED_KEYS)
+        common: dict[str, Any] = {
+            "decode_responses": False,
+            # Blocking per-node pools: a thread waits up to pool_timeout for a connection.
+            "connection_pool_class": redis.BlockingConnectionPool,
+            **self.pool,
+            "retry": Retry(NoBackoff(), 1),
+            **self._cluster_kwargs(accepted),
+        }
+        if self.url is not None:
+            return redis.RedisCluster.from_url(self.url, **common)
+        assert self.cluster is not None
+        # redis-py builds nodes with connection_pool_class only on its URL path, so the
+        # first startup node goes in as a URL (its scheme carries TLS), the rest as nodes.
+        (host, port), *others = self.cluster.startup_nodes
+        scheme = "rediss" if common.pop("ssl", False) else "redis"
+        netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        nodes = [ClusterNode(h, p) for h, p in others]  # type: ignore[no-untyped-call]
+        return redis.RedisCluster(url=f"{scheme}://{netloc}", startup_nodes=nodes, **common)
+
     @property
     def max_connections(self) -> int:
         """Connections per pool; the adapters admit this many operations at once per loop."""
         return int(self.pool["max_connections"])
 
-    def make_sync(self) -> redis.Redis:
-        """A new thread-safe sync ``redis.Redis`` that owns its pool."""
+    def make_sync(self) -> redis.Redis | redis.RedisCluster:
+        """A new thread-safe sync ``redis.Redis`` that owns its pool (on a cluster, a
+        ``redis.RedisCluster`` with a blocking pool per node)."""
         import redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
 
+        if self.is_cluster:
+            return self._make_sync_cluster()
         retry = {"retry": Retry(NoBackoff(), 1)}
         if self.url is not None:
             pool = redis.BlockingConnectionPool.from_url(

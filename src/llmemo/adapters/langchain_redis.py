@@ -9,6 +9,10 @@ Each running event loop gets its own ``redis.asyncio`` client (see
 :mod:`llmemo.adapters._redis_clients`), created on first use there and closed when that
 loop is shut down. The sync methods of :class:`RedisCache` use one thread-safe sync client
 and no event loop. No constructor does I/O.
+
+Redis Cluster: pass a ``RedisCluster`` (sync or asyncio) as ``redis_client``, or
+``cluster=True`` with the URL of any node; llmemo's own clients are then cluster clients
+(see :mod:`llmemo.adapters._redis_clients` and ``docs/cluster.md``).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from llmemo.verify.base import HitVerifier
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
     from redis.asyncio import Redis as AsyncRedis
+    from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 
     from llmemo.stores.base import Embedder, VectorStore
 
@@ -35,6 +40,8 @@ __all__ = ["RedisCache", "RedisSemanticCache", "VectorBackend"]
 
 VectorBackend = Literal["auto", "redisearch", "vectorset"]
 _BACKENDS = ("auto", "redisearch", "vectorset")
+# The key llmemo.stores.redis.probe.has_vector_sets asks VCARD about.
+_PROBE_KEY = "llmemo:probe:{none}"
 
 
 class _RedisLangChainCache(LangChainCache):
@@ -68,6 +75,7 @@ class RedisCache(_RedisLangChainCache):
         policy: FailurePolicy | None = None,
         single_flight: bool = True,
         client_kwargs: dict[str, Any] | None = None,
+        cluster: bool = False,
     ) -> None:
         """Create the cache; connects on first use, not here.
 
@@ -76,9 +84,10 @@ class RedisCache(_RedisLangChainCache):
                 ``user:password@`` if needed); ignored when ``redis_client`` is given.
             ttl: Seconds an entry lives, or ``None`` for no expiry.
             prefix: Key prefix of this cache (1-64 of ``[A-Za-z0-9_.:-]``).
-            redis_client: A sync ``redis.Redis`` or a ``redis.asyncio.Redis``; llmemo
-                copies its connection settings into its own async clients and never uses
-                or closes the given one.
+            redis_client: A sync ``redis.Redis`` / ``redis.RedisCluster`` or an asyncio
+                ``redis.asyncio.Redis`` / ``redis.asyncio.cluster.RedisCluster``; llmemo
+                copies its connection settings (and a cluster's nodes) into clients of
+                its own and never uses or closes the given one.
             errors: ``"open"`` (default): a failed lookup is a miss and a failed write is
                 dropped, within the policy's time budget; ``"raise"``: they raise.
             policy: The full failure policy (budgets, breaker); overrides ``errors``.
@@ -86,6 +95,8 @@ class RedisCache(_RedisLangChainCache):
                 one's model call instead of calling the model too (in this process).
             client_kwargs: Extra arguments for llmemo's clients (``socket_timeout``,
                 ``max_connections``, ``pool_timeout``, ...).
+            cluster: ``redis_url`` names a node of a Redis Cluster (exact keys spread over
+                every shard). Implied by a ``RedisCluster`` ``redis_client``.
 
         Raises:
             ConfigurationError: a parameter is invalid (the message names it).
@@ -94,7 +105,7 @@ class RedisCache(_RedisLangChainCache):
         config = CacheConfig(namespace=validate_namespace(prefix, parameter="prefix"), ttl=ttl)
         policy = policy if policy is not None else FailurePolicy(errors=errors)
         clients = RedisClientFactory.create(
-            redis_url, redis_client, client_kwargs, policy.operation_timeout
+            redis_url, redis_client, client_kwargs, policy.operation_timeout, cluster=cluster
         )
         self.prefix = config.namespace
         self.ttl = config.ttl
@@ -107,7 +118,14 @@ class RedisCache(_RedisLangChainCache):
 
         from llmemo.stores.redis.blocking import BlockingRedisKeyStore
 
-        sync_store = BlockingRedisKeyStore(clients.make_sync(), owns_client=True)
+        if clients.is_cluster:
+            # redis-py's sync RedisCluster fetches the slot map in its constructor: make
+            # it on first use, not here (no I/O in constructors).
+            sync_store = BlockingRedisKeyStore(
+                client_factory=clients.make_sync, cluster=True, owns_client=True
+            )
+        else:
+            sync_store = BlockingRedisKeyStore(clients.make_sync(), owns_client=True)
         sync_core = ExactCache(sync_store, namespace=config.namespace, ttl=config.ttl)
         super().__init__(
             core_factory=make_core,
@@ -150,6 +168,7 @@ class RedisSemanticCache(_RedisLangChainCache):
         policy: FailurePolicy | None = None,
         single_flight: bool = True,
         client_kwargs: dict[str, Any] | None = None,
+        cluster: bool = False,
     ) -> None:
         """Create the cache; connects (and probes or creates the index) on first use.
 
@@ -160,8 +179,9 @@ class RedisSemanticCache(_RedisLangChainCache):
             ttl: Seconds an entry lives, or ``None``.
             name: Cache name; two names under one prefix are two separate caches.
             prefix: Key prefix.
-            redis_client: A sync ``redis.Redis`` or ``redis.asyncio.Redis`` whose
-                connection settings llmemo copies (never used or closed by llmemo).
+            redis_client: A sync or asyncio ``Redis`` or ``RedisCluster`` whose
+                connection settings (and a cluster's nodes) llmemo copies (never used or
+                closed by llmemo).
             vector_backend: ``"redisearch"`` (``FT.*``), ``"vectorset"`` (Redis 8
                 ``VADD``/``VSIM``) or ``"auto"``: RediSearch when the server has it, else
                 vector sets (probed once, on first use).
@@ -178,6 +198,10 @@ class RedisSemanticCache(_RedisLangChainCache):
                 one's model call instead of calling the model too (in this process).
             client_kwargs: Extra arguments for llmemo's clients (``socket_timeout``,
                 ``max_connections``, ``pool_timeout``, ...).
+            cluster: ``redis_url`` names a node of a Redis Cluster. Each partition's
+                entries share a hash slot; a RediSearch index is kept on every primary
+                and each query goes to the primary owning the partition. Implied by a
+                ``RedisCluster`` ``redis_client``.
 
         Raises:
             ConfigurationError: a parameter is invalid (the message names it).
@@ -206,7 +230,7 @@ class RedisSemanticCache(_RedisLangChainCache):
             )
         policy = policy if policy is not None else FailurePolicy(errors=errors)
         clients = RedisClientFactory.create(
-            redis_url, redis_client, client_kwargs, policy.operation_timeout
+            redis_url, redis_client, client_kwargs, policy.operation_timeout, cluster=cluster
         )
         self.name = name
         self.prefix = prefix
@@ -249,7 +273,7 @@ class _BackendChoice:
         self.root = root
         self.algorithm = algorithm
 
-    def build(self, client: AsyncRedis, backend: str) -> VectorStore:
+    def build(self, client: AsyncRedis | AsyncRedisCluster, backend: str) -> VectorStore:
         if backend == "redisearch":
             from llmemo.stores.redis.search import RedisSearchVectorStore
 
@@ -258,7 +282,7 @@ class _BackendChoice:
 
         return RedisVectorSetStore(client, self.root)
 
-    def store(self, client: AsyncRedis) -> VectorStore:
+    def store(self, client: AsyncRedis | AsyncRedisCluster) -> VectorStore:
         if self.backend != "auto":
             return self.build(client, self.backend)
         return _ProbingVectorStore(client, self)
@@ -267,7 +291,7 @@ class _BackendChoice:
 class _ProbingVectorStore:
     """Probes the server on first use, then delegates to the chosen store."""
 
-    def __init__(self, client: AsyncRedis, choice: _BackendChoice) -> None:
+    def __init__(self, client: AsyncRedis | AsyncRedisCluster, choice: _BackendChoice) -> None:
         self.client = client
         self._choice = choice
         self._store: VectorStore | None = None
@@ -277,9 +301,26 @@ class _ProbingVectorStore:
             if self._choice.backend == "auto":
                 from llmemo.stores.redis.probe import detect_vector_backend
 
-                self._choice.backend = await detect_vector_backend(self.client)
+                self._choice.backend = await detect_vector_backend(await self._probe_target())
             self._store = self._choice.build(self.client, self._choice.backend)
         return self._store
+
+    async def _probe_target(self) -> Any:
+        """What the probe talks to: the client, or on a cluster one primary.
+
+        The probe's ``FT._LIST`` names no key, which a cluster client cannot route, so on
+        a cluster both probe commands go to the primary owning the probe's ``VCARD`` key
+        (a node speaks ``execute_command`` like a client; every node runs the same build).
+        """
+        from redis.asyncio.cluster import RedisCluster
+
+        if not isinstance(self.client, RedisCluster):
+            return self.client
+        from llmemo.stores.redis._errors import map_redis_errors
+
+        with map_redis_errors("probe"):
+            await self.client.initialize()
+            return self.client.get_node_from_key(_PROBE_KEY)
 
     async def add(self, *args: Any, **kwargs: Any) -> None:
         await (await self._resolve()).add(*args, **kwargs)

@@ -6,12 +6,15 @@ Private to :mod:`llmemo.stores.redis`. Importing it loads ``redis`` but not ``nu
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
+from binascii import crc_hqx
 from typing import TYPE_CHECKING, Any, Final
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError
 
 from llmemo.config import validate_ttl
 from llmemo.errors import ConfigurationError
@@ -28,12 +31,15 @@ __all__ = [
     "NAME_RE",
     "SCHEMA_SEGMENT_RE",
     "TOKEN_RE",
+    "LuaScript",
     "check_client",
     "check_k",
     "check_max_distance",
     "check_token",
     "encode_vector",
     "glob_escape",
+    "run_script",
+    "slot_tag",
     "ttl_to_ms",
     "unlink_matching",
     "validate_name",
@@ -156,6 +162,71 @@ async def unlink_matching(
     if batch:
         removed += await client.unlink(*batch)
     return removed
+
+
+class LuaScript:
+    """A Lua script run by SHA (``EVALSHA``), sent in full (``EVAL``) on ``NOSCRIPT``."""
+
+    __slots__ = ("sha", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode()).hexdigest()
+
+
+async def run_script(
+    client: Redis | RedisCluster, script: LuaScript, keys: tuple[str, ...], args: tuple[Any, ...]
+) -> Any:
+    """Run ``script`` in one round trip (two the first time a server sees it).
+
+    On a cluster the script goes to the primary owning ``keys[0]``'s slot (redis-py
+    routes ``EVALSHA`` by its first key, following ``MOVED``/``ASK``). Driver errors
+    propagate (the caller maps them).
+    """
+    try:
+        return await client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+    except NoScriptError:
+        # Not cached on this server yet (new server, restart, failover, SCRIPT FLUSH):
+        # EVAL sends the text and caches it for the next EVALSHA.
+        return await client.execute_command("EVAL", script.text, len(keys), *keys, *args)
+
+
+#: Hash slots of Redis Cluster.
+CLUSTER_SLOTS: Final = 16384
+_TAG_LENGTH: Final = 16
+
+
+def slot_tag(slot: int) -> str:
+    """A 16-letter hash tag (``a``/``c``) whose key slot is ``slot``; deterministic.
+
+    ``f"...{{{slot_tag(s)}}}"`` is a key (or RediSearch index name) that lives in slot
+    ``s``. Redis's CRC16 (XMODEM: no init, no final xor) is linear over GF(2) for messages
+    of one length, and ``a``/``c`` differ in one bit, so the tag is the solution of a
+    16 x 16 linear system (tens of microseconds), not a search.
+    """
+    if not isinstance(slot, int) or not 0 <= slot < CLUSTER_SLOTS:
+        raise ValueError(f"slot must be in [0, {CLUSTER_SLOTS}); got {slot!r}")
+    n = _TAG_LENGTH
+    # An xor basis of the CRCs of "flip letter i from a to c", kept with distinct leading
+    # bits (descending), each with the set of letters it flips.
+    basis: list[tuple[int, int]] = []
+    for i in range(n):
+        flip = bytearray(n)
+        flip[i] = ord("a") ^ ord("c")
+        vector, letters = crc_hqx(bytes(flip), 0), 1 << i
+        for bv, bl in basis:
+            if vector ^ bv < vector:
+                vector, letters = vector ^ bv, letters ^ bl
+        if vector:
+            basis.append((vector, letters))
+            basis.sort(reverse=True)
+    target, letters = slot ^ crc_hqx(b"a" * n, 0), 0
+    for bv, bl in basis:
+        if target ^ bv < target:
+            target, letters = target ^ bv, letters ^ bl
+    # The 16 flips span all of GF(2)^16 (checked by the tests for every slot).
+    assert target == 0
+    return "".join("c" if letters >> i & 1 else "a" for i in range(n))
 
 
 def check_client(client: object, owner: str) -> None:

@@ -11,9 +11,11 @@ builtin ``TimeoutError``
 ``redis.ConnectionError`` (incl. ``BusyLoadingError``,         :class:`BackendUnavailableError`
 ``AuthenticationError``, ``MaxConnectionsError``), builtin
 ``OSError`` (refused, reset, DNS, TLS), cluster connectivity
-(``RedisClusterException``, ``ClusterDownError``,
-``MasterDownError``, ``TryAgainError``, ``ClusterError``),
-``READONLY`` replies (failover in progress)
+(``RedisClusterException``, ``SlotNotCoveredError``,
+``ClusterDownError``, ``MasterDownError``, ``TryAgainError``,
+``ClusterError``), ``MOVED``/``ASK`` left over after the
+client's redirections ran out (slots moving), ``READONLY``
+replies (failover in progress)
 ``unknown command`` / ``unknown subcommand`` replies,          :class:`CapabilityError`
 ``ModuleError``
 ``WRONGTYPE`` replies (a key of another type)                  :class:`WrongTypeError`
@@ -74,6 +76,7 @@ _UNAVAILABLE_REPLY_ERRORS: tuple[type[Exception], ...] = (
     rex.ClusterDownError,  # also MasterDownError
     rex.TryAgainError,
     rex.ReadOnlyError,
+    rex.AskError,  # also MovedError: redirections exhausted while slots move
 )
 
 _UNAVAILABLE_CLUSTER_ERRORS: tuple[type[Exception], ...] = (

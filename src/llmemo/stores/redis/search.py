@@ -13,10 +13,23 @@ Layout (``name`` is the store's name, also its index name):
 A search is one ``FT.SEARCH`` with the partition as a TAG pre-filter inside the KNN query
 (``(@partition:{$p})=>[KNN k @vec $blob AS dist]``, DIALECT 2), returning only the payload
 and the distance. RediSearch's COSINE score already is the cosine distance ``1 - cos``.
+
+Redis Cluster (a ``RedisCluster`` client): RediSearch without a coordinator (2.10) keeps an
+index on the shard owning its *name's* hash slot; the index sees only that shard's keys, and
+``FT.SEARCH`` can load fields only of documents in the name's own slot (others come back
+empty). So the store keeps one index per primary, named ``<name>:v1:ix:{<tag>}`` where
+``<tag>`` hashes to a slot that primary owns, with the same prefix and schema as above;
+index commands (``FT._LIST``/``INFO``/``CREATE``/``DROPINDEX``) are sent to that primary
+explicitly (redis-py would send them to a random node). A search is one ``EVALSHA`` of a
+read-only script declared on the partition's slot (so the client routes it to the owning
+primary, and a moved slot answers ``MOVED``): the script runs the same KNN query with the
+TAG pre-filter, returning the distances, and reads each hit's payload with ``HGET`` (all of
+a partition's entries share its slot). Still one round trip per search.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -29,12 +42,15 @@ from llmemo.config import validate_optional_positive_int
 from llmemo.errors import BackendError, CapabilityError, ConfigurationError
 from llmemo.stores.base import Vector, VectorMatch
 from llmemo.stores.redis._common import (
+    LuaScript,
     check_client,
     check_k,
     check_max_distance,
     check_token,
     encode_vector,
     glob_escape,
+    run_script,
+    slot_tag,
     ttl_to_ms,
     unlink_matching,
     validate_name,
@@ -42,6 +58,7 @@ from llmemo.stores.redis._common import (
 from llmemo.stores.redis._errors import DRIVER_ERRORS, map_redis_errors, translate
 
 if TYPE_CHECKING:
+    from redis.asyncio.cluster import ClusterNode
     from typing_extensions import Self
 
 __all__ = ["RedisSearchVectorStore"]
@@ -72,12 +89,43 @@ _B_ATTRS: Final = b"extra_attributes"
 # often (each retry at least doubles the rows asked for).
 _MAX_SEARCH_ATTEMPTS: Final = 4
 
+# Cluster search. KEYS: a key in the partition's slot (never written; it routes the script
+# and makes a moved slot answer MOVED). ARGV: index, query, partition, blob, LIMIT count.
+# Returns a flat array: id, distance, payload (false when the entry expired), ...
+# allow-cross-slot-keys: the index name lives in another slot of the same primary.
+_CLUSTER_SEARCH: Final = LuaScript(
+    """#!lua flags=no-writes,allow-cross-slot-keys
+local found = redis.call('FT.SEARCH', ARGV[1], ARGV[2], 'PARAMS', 4, 'p', ARGV[3],
+  'blob', ARGV[4], 'RETURN', 1, 'dist', 'SORTBY', 'dist', 'LIMIT', 0, ARGV[5], 'DIALECT', 2)
+local out = {}
+for i = 2, #found, 2 do
+  local fields = found[i + 1]
+  local dist = false
+  for j = 1, #fields - 1, 2 do
+    if fields[j] == 'dist' then
+      dist = fields[j + 1]
+    end
+  end
+  out[#out + 1] = found[i]
+  out[#out + 1] = dist
+  out[#out + 1] = redis.call('HGET', found[i], 'payload')
+end
+return out
+"""
+)
+
 
 def _is_missing_index(exc: ResponseError) -> bool:
     # FT.INFO/FT.DROPINDEX say "Unknown index name", FT.SEARCH "<name>: no such index";
     # newer engines say "No such index <name>".
     message = str(exc).lower()
     return "unknown index" in message or "no such index" in message
+
+
+def _is_stale_index(exc: ResponseError) -> bool:
+    """The cluster search script could not use the index it was given: missing there, or
+    its name's slot is not on that primary (the partition's slot moved to another one)."""
+    return _is_missing_index(exc) or "non local key" in str(exc).lower()
 
 
 def _search_error(exc: BaseException, operation: str) -> BackendError | ConfigurationError:
@@ -215,6 +263,20 @@ class RedisSearchVectorStore:
     store's raises :class:`~llmemo.errors.ConfigurationError` (unless
     ``recreate_index_on_mismatch``).
 
+    Cluster: with a ``redis.asyncio.cluster.RedisCluster`` the store keeps one index per
+    primary and searches with a script routed by the partition's slot (see the module
+    docstring; needs Redis 7+ script flags). It finds or creates a primary's index the
+    first time it needs it (``FT._LIST``, ``FT.INFO``, ``FT.CREATE`` on that primary).
+    Writes stay single-slot (the entry is one key). Entries that move with a migrated slot
+    are indexed on arrival by the new owner's index; a search that reaches a primary
+    through ``MOVED`` with the old primary's index name fails there, and the store asks
+    again with the new owner's index, creating it if that primary has none (its initial
+    scan picks up the entries already there, in the background). A failover keeps the
+    index (a replica has it). An index whose name's slot has moved away from its primary
+    can no longer be addressed (even to drop it) and is replaced by a new one there; drop
+    the old one by hand if that ever happens (names are anchored at a primary's highest
+    slot, which resharding tools move last).
+
     Loop affinity: a ``redis.asyncio`` client belongs to the event loop that first used it;
     use the store on that loop only. Any RESP2 or RESP3 client works
     (``decode_responses=False``).
@@ -243,12 +305,16 @@ class RedisSearchVectorStore:
         "_algorithm",
         "_client",
         "_closed",
+        "_cluster",
         "_dimension",
         "_dtype",
         "_dtype_name",
         "_ef_construction",
         "_ef_runtime",
+        "_index_root",
+        "_indexes",
         "_key_root",
+        "_locks",
         "_m",
         "_name",
         "_owns_client",
@@ -302,17 +368,26 @@ class RedisSearchVectorStore:
         self._recreate = recreate_index_on_mismatch
         self._client = client
         self._key_root = f"{self._name}:v1:s:"
+        self._cluster: RedisCluster | None = client if isinstance(client, RedisCluster) else None
+        # Cluster: one index per primary, "<name>:v1:ix:{<tag>}"; primary name -> index
+        # name, for the indexes checked (or created) by this store.
+        self._index_root = f"{self._name}:v1:ix:"
+        self._indexes: dict[str, str] = {}
+        # One index check per primary at a time: a burst of first writes to a primary
+        # waits for one FT._LIST/FT.INFO/FT.CREATE instead of each sending its own.
+        self._locks: dict[str, asyncio.Lock] = {}
         self._ready = False
         self._search_args: dict[int, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
         self._owns_client = False
         self._closed = False
 
     @classmethod
-    def from_url(cls, url: str, name: str, **kwargs: Any) -> Self:
+    def from_url(cls, url: str, name: str, *, cluster: bool = False, **kwargs: Any) -> Self:
         """Build a store with its own ``redis.asyncio.Redis`` from ``url``; no I/O yet.
 
         Keyword arguments that :class:`RedisSearchVectorStore` accepts go to the store; the
-        rest to ``Redis.from_url``. :meth:`aclose` closes the client.
+        rest to ``Redis.from_url`` (``RedisCluster.from_url`` with ``cluster=True``, the
+        URL naming one node). :meth:`aclose` closes the client.
         """
         store_keys = {
             "algorithm",
@@ -327,7 +402,11 @@ class RedisSearchVectorStore:
         client_kwargs = {k: v for k, v in kwargs.items() if k not in store_keys}
         if client_kwargs.get("decode_responses"):
             raise ConfigurationError("decode_responses must be False: payloads are bytes")
-        client = Redis.from_url(url, **client_kwargs)
+        client: Redis | RedisCluster
+        if cluster:
+            client = RedisCluster.from_url(url, **client_kwargs)
+        else:
+            client = Redis.from_url(url, **client_kwargs)
         store = cls(client, name, **store_kwargs)
         store._owns_client = True
         return store
@@ -381,7 +460,7 @@ class RedisSearchVectorStore:
             same = same and existing.ef_construction == wanted.ef_construction
         return same
 
-    def _create_args(self, dimension: int) -> list[Any]:
+    def _create_args(self, index: str, dimension: int) -> list[Any]:
         vector_params: list[Any] = ["TYPE", self._dtype_name, "DIM", dimension]
         vector_params += ["DISTANCE_METRIC", _METRIC]
         if self._m is not None:
@@ -389,15 +468,21 @@ class RedisSearchVectorStore:
         if self._ef_construction is not None:
             vector_params += ["EF_CONSTRUCTION", self._ef_construction]
         return [
-            *("FT.CREATE", self._name, "ON", "HASH", "PREFIX", 1, self._key_root, "SCHEMA"),
+            *("FT.CREATE", index, "ON", "HASH", "PREFIX", 1, self._key_root, "SCHEMA"),
             *(_VEC, "VECTOR", self._algorithm, len(vector_params), *vector_params),
             *(_PARTITION, "TAG", "CASESENSITIVE"),
         ]
 
-    async def _info(self) -> tuple[bool, _Schema | None]:
-        """Return ``(exists, schema)`` of the index named ``name`` (one ``FT.INFO``)."""
+    async def _ft(self, node: ClusterNode | None, *args: Any) -> Any:
+        """Send one ``FT.*`` command: to ``node`` on a cluster, else to the server."""
+        if node is None:
+            return await self._client.execute_command(*args)
+        return await self._client.execute_command(*args, target_nodes=node)
+
+    async def _info(self, index: str, node: ClusterNode | None) -> tuple[bool, _Schema | None]:
+        """Return ``(exists, schema)`` of the index named ``index`` (one ``FT.INFO``)."""
         try:
-            reply = await self._client.execute_command("FT.INFO", self._name)
+            reply = await self._ft(node, "FT.INFO", index)
         except ResponseError as exc:
             if _is_missing_index(exc):
                 return False, None
@@ -406,10 +491,10 @@ class RedisSearchVectorStore:
             raise translate(exc, "FT.INFO") from exc
         return True, _parse_info(reply)
 
-    async def _create(self, dimension: int) -> bool:
+    async def _create(self, index: str, node: ClusterNode | None, dimension: int) -> bool:
         """Create the index; return ``False`` if another writer created it first."""
         try:
-            await self._client.execute_command(*self._create_args(dimension))
+            await self._ft(node, *self._create_args(index, dimension))
         except ResponseError as exc:
             if "already exists" in str(exc).lower():
                 return False
@@ -418,23 +503,33 @@ class RedisSearchVectorStore:
             raise translate(exc, "FT.CREATE") from exc
         return True
 
-    async def _prepare(self, dimension: int | None, *, create: bool) -> bool:
-        """Check (and with ``create``, make) the index once; return whether it exists.
+    async def _prepare(
+        self,
+        dimension: int | None,
+        *,
+        create: bool,
+        index: str | None = None,
+        node: ClusterNode | None = None,
+    ) -> bool:
+        """Check (and with ``create``, make) an index; return whether it exists.
 
         Args:
             dimension: The dimension of the vector at hand, used when the store has none
                 yet. On the search path (``create=False``) an existing index's dimension
                 is adopted instead.
             create: Create a missing index (``add``/``setup``) or not (``search``).
+            index: The index name (``name`` on a standalone server).
+            node: The primary holding it (cluster), or ``None``.
 
         Raises:
             ConfigurationError: The index exists with another schema and
                 ``recreate_index_on_mismatch`` is off.
         """
+        index = self._name if index is None else index
         # Two rounds at most: a concurrent creator may win the FT.CREATE race, then the
         # index it made is checked like any existing one.
         for _ in range(2):
-            exists, existing = await self._info()
+            exists, existing = await self._info(index, node)
             if not exists:
                 if not create:
                     return False
@@ -443,9 +538,8 @@ class RedisSearchVectorStore:
                     raise ConfigurationError(
                         "dimension is unknown: pass dimension= to the store or to setup()"
                     )
-                if await self._create(dim):
+                if await self._create(index, node, dim):
                     self._dimension = dim
-                    self._ready = True
                     return True
                 continue
             dim = self._dimension
@@ -460,26 +554,25 @@ class RedisSearchVectorStore:
                 found = existing.describe() if existing else "no vector field 'vec'"
                 if not self._recreate:
                     raise ConfigurationError(
-                        f"RediSearch index {self._name!r} exists with another schema: "
+                        f"RediSearch index {index!r} exists with another schema: "
                         f"found [{found}], this store needs [{wanted.describe()}]. Use a "
                         "different name, drop the index, or pass "
                         "recreate_index_on_mismatch=True to drop and recreate it "
                         "(documents are kept)"
                     )
-                await self._drop(delete_documents=False)
-                if not await self._create(dim):
+                await self._drop(index, node, delete_documents=False)
+                if not await self._create(index, node, dim):
                     continue
             self._dimension = dim
-            self._ready = True
             return True
-        raise BackendError(f"RediSearch index {self._name!r} kept changing while being set up")
+        raise BackendError(f"RediSearch index {index!r} kept changing while being set up")
 
-    async def _drop(self, *, delete_documents: bool) -> bool:
-        args: tuple[str, ...] = ("FT.DROPINDEX", self._name)
+    async def _drop(self, index: str, node: ClusterNode | None, *, delete_documents: bool) -> bool:
+        args: tuple[str, ...] = ("FT.DROPINDEX", index)
         if delete_documents:
             args += ("DD",)
         try:
-            await self._client.execute_command(*args)
+            await self._ft(node, *args)
         except ResponseError as exc:
             if _is_missing_index(exc):
                 return False
@@ -505,15 +598,114 @@ class RedisSearchVectorStore:
                 f"dimension {dimension} contradicts this store's dimension {self._dimension}"
             )
         self._ready = False
-        await self._prepare(dimension, create=True)
+        if self._cluster is None:
+            self._ready = await self._prepare(dimension, create=True)
+            return
+        self._indexes.clear()
+        for node in await self._primaries():
+            await self._node_index(node, dimension, create=True)
 
     async def drop_index(self, *, delete_documents: bool = False) -> bool:
         """Drop the index (``FT.DROPINDEX``), keeping the entries unless told otherwise.
 
-        The next :meth:`add` creates the index again. Return whether an index existed.
+        The next :meth:`add` creates the index again. Return whether an index existed. On
+        a cluster, drops this store's index on every primary (those it can address).
         """
         self._ready = False
-        return await self._drop(delete_documents=delete_documents)
+        if self._cluster is None:
+            return await self._drop(self._name, None, delete_documents=delete_documents)
+        self._indexes.clear()
+        dropped = False
+        for node in await self._primaries():
+            for index in await self._list_indexes(node):
+                dropped |= await self._drop(index, node, delete_documents=delete_documents)
+        return dropped
+
+    # -- cluster: one index per primary ------------------------------------------------
+
+    async def _primaries(self) -> list[ClusterNode]:
+        cluster = cast("RedisCluster", self._cluster)
+        with map_redis_errors("cluster topology"):
+            await cluster.initialize()
+            return list(cluster.get_primaries())
+
+    async def _owner(self, partition: str) -> ClusterNode:
+        """The primary owning ``partition``'s hash slot, per the client's slot map."""
+        cluster = cast("RedisCluster", self._cluster)
+        with map_redis_errors("cluster routing"):
+            # A no-op once connected; after a connection error it refreshes the topology
+            # (the client marks itself for that), so a failed-over shard is found again.
+            await cluster.initialize()
+            node = cluster.get_node_from_key(self._slot_key(partition))
+        if node is None:  # pragma: no cover - only with replica=True
+            raise BackendError(f"no primary owns the slot of partition {partition!r}")
+        return node
+
+    def _slot_key(self, partition: str) -> str:
+        # Never an entry's key (those go on with ":<entry_id>"), same slot as them.
+        return f"{self._key_root}{{{partition}}}"
+
+    def _addressable(self, index: str, node: ClusterNode) -> bool:
+        """Whether ``index``'s name lives in a slot ``node`` owns (per the slot map)."""
+        cluster = cast("RedisCluster", self._cluster)
+        try:
+            owner = cluster.get_node_from_key(index)
+        except DRIVER_ERRORS:
+            return False
+        return owner is not None and owner.name == node.name
+
+    async def _list_indexes(self, node: ClusterNode) -> list[str]:
+        """This store's indexes on ``node`` that ``node`` can answer for (``FT._LIST``)."""
+        try:
+            reply = await self._ft(node, "FT._LIST")
+        except DRIVER_ERRORS as exc:
+            raise _search_error(exc, "FT._LIST") from exc
+        names = sorted(_text(item) for item in reply or ())
+        root = self._index_root + "{"
+        return [
+            name
+            for name in names
+            if name.startswith(root) and name.endswith("}") and self._addressable(name, node)
+        ]
+
+    def _new_index_name(self, node: ClusterNode) -> str:
+        """A name for ``node``'s index, anchored at the highest slot it owns.
+
+        The highest slot, because resharding tools (``redis-cli --cluster reshard`` and
+        ``rebalance``) hand over a primary's lowest slots first.
+        """
+        cluster = cast("RedisCluster", self._cluster)
+        owned = [
+            slot
+            for slot, nodes in cluster.nodes_manager.slots_cache.items()
+            if nodes and nodes[0].name == node.name
+        ]
+        if not owned:
+            raise BackendError(f"cluster primary {node.name} owns no hash slot")
+        return f"{self._index_root}{{{slot_tag(max(owned))}}}"
+
+    async def _node_index(
+        self, node: ClusterNode, dimension: int | None, *, create: bool
+    ) -> str | None:
+        """The index on ``node`` (found, or made when ``create``), or ``None``."""
+        index = self._indexes.get(node.name)
+        if index is not None:
+            return index
+        async with self._locks.setdefault(node.name, asyncio.Lock()):
+            index = self._indexes.get(node.name)
+            if index is not None:  # checked by whoever held the lock before us
+                return index
+            found = await self._list_indexes(node)
+            if found:
+                index = found[0]
+            elif create:
+                index = self._new_index_name(node)
+            else:
+                return None
+            if not await self._prepare(dimension, create=create, index=index, node=node):
+                return None
+            self._indexes[node.name] = index
+            return index
 
     # -- VectorStore --------------------------------------------------------------------
 
@@ -550,8 +742,16 @@ class RedisSearchVectorStore:
             raise TypeError(f"payload must be bytes, got {type(payload).__name__}")
         ttl_ms = ttl_to_ms(ttl)
         array = encode_vector(vector, self._dtype, self._dimension)
-        if not self._ready:
-            await self._prepare(array.size, create=True)
+        if self._cluster is not None:
+            # The index of the primary owning the partition (the write itself is routed
+            # by its key; if the slot has just moved, the next add or search there
+            # makes that primary's index).
+            node = await self._owner(partition)
+            if node.name not in self._indexes:
+                await self._node_index(node, array.size, create=True)
+                encode_vector(array, self._dtype, self._dimension)
+        elif not self._ready:
+            self._ready = await self._prepare(array.size, create=True)
             if array.size != self._dimension:
                 # The index was there first and has another dimension.
                 encode_vector(array, self._dtype, self._dimension)
@@ -578,12 +778,13 @@ class RedisSearchVectorStore:
         return cast("bytes | None", value)
 
     def _args_for(self, k: int) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-        """The FT.SEARCH arguments around ``partition`` and the vector blob, per ``k``."""
+        """The FT.SEARCH arguments after the index name, around ``partition`` and the
+        vector blob, per ``k``."""
         cached = self._search_args.get(k)
         if cached is None:
             ef = f" EF_RUNTIME {self._ef_runtime}" if self._ef_runtime is not None else ""
             query = f"(@{_PARTITION}:{{$p}})=>[KNN {k} @{_VEC} $blob{ef} AS {_DIST}]"
-            head = ("FT.SEARCH", self._name, query, "PARAMS", 4, "p")
+            head = (query, "PARAMS", 4, "p")
             tail = ("RETURN", 2, _PAYLOAD, _DIST, "SORTBY", _DIST, "LIMIT", 0, k, "DIALECT", 2)
             cached = (head, tail)
             if len(self._search_args) < 64:  # a few distinct k in practice; stay bounded
@@ -613,22 +814,101 @@ class RedisSearchVectorStore:
         k = check_k(k)
         max_distance = check_max_distance(max_distance)
         array = encode_vector(vector, self._dtype, self._dimension)
+        if self._cluster is not None:
+            return await self._search_cluster(partition, array, k, max_distance)
         if not self._ready:
             if not await self._prepare(array.size, create=False):
                 return []
+            self._ready = True
             encode_vector(array, self._dtype, self._dimension)
+        try:
+            return await self._knn(self._name, None, partition, array.tobytes(), k, max_distance)
+        except _MissingIndex:
+            # Dropped behind our back: the next add creates it again.
+            self._ready = False
+            return []
+
+    async def _search_cluster(
+        self, partition: str, array: Any, k: int, max_distance: float
+    ) -> list[VectorMatch]:
+        """:meth:`search` on a cluster: the search script, on the partition's primary."""
         blob = array.tobytes()
+        for attempt in range(2):
+            node = await self._owner(partition)
+            index = self._indexes.get(node.name)
+            if index is None:
+                # Make the index only when the dimension is known: a primary without one
+                # may hold entries that came with a migrated slot (the initial scan of a
+                # new index picks them up).
+                create = self._dimension is not None
+                index = await self._node_index(node, array.size, create=create)
+                if index is None:
+                    return []
+                encode_vector(array, self._dtype, self._dimension)
+                blob = array.tobytes()
+            try:
+                return await self._knn_script(index, partition, blob, k, max_distance)
+            except _MissingIndex:
+                # Dropped, or the slot moved and MOVED took the script to a primary where
+                # this index name means nothing: ask again (the slot map is fresh now).
+                self._indexes.pop(node.name, None)
+                if attempt:
+                    return []
+        return []  # pragma: no cover - the loop returns
+
+    async def _knn_script(
+        self, index: str, partition: str, blob: bytes, k: int, max_distance: float
+    ) -> list[VectorMatch]:
+        """:meth:`_knn` through the cluster search script (one ``EVALSHA``)."""
+        id_start = len(self._key_root) + len(partition) + 3  # root + "{" + p + "}:"
+        query = self._args_for(k)[0][0]
+        want = k
+        matches: list[VectorMatch] = []
+        for _ in range(_MAX_SEARCH_ATTEMPTS):
+            if want != k:
+                query = self._args_for(want)[0][0]
+            args = (index, query, partition, blob, want)
+            try:
+                reply = await run_script(
+                    self._client, _CLUSTER_SEARCH, (self._slot_key(partition),), args
+                )
+            except ResponseError as exc:
+                if _is_stale_index(exc):
+                    raise _MissingIndex from exc
+                raise _search_error(exc, "FT.SEARCH") from exc
+            except DRIVER_ERRORS as exc:
+                raise translate(exc, "FT.SEARCH") from exc
+            matches, rows, skipped, beyond = _parse_script_reply(reply, id_start, max_distance)
+            if not skipped or beyond or len(matches) >= k or rows < want:
+                return matches[:k]
+            want = max(want * 2, k + skipped)
+        return matches[:k]
+
+    async def _knn(
+        self,
+        index: str,
+        node: ClusterNode | None,
+        partition: str,
+        blob: bytes,
+        k: int,
+        max_distance: float,
+    ) -> list[VectorMatch]:
+        """One ``FT.SEARCH`` (more only after meeting expired documents).
+
+        Raises:
+            _MissingIndex: The index does not exist (there).
+        """
         id_start = len(self._key_root) + len(partition) + 3  # root + "{" + p + "}:"
         want = k
         for _ in range(_MAX_SEARCH_ATTEMPTS):
             head, tail = self._args_for(want)
             try:
-                reply = await self._client.execute_command(*head, partition, "blob", blob, *tail)
+                reply = await self._ft(
+                    node, "FT.SEARCH", index, *head, partition, "blob", blob, *tail
+                )
             except ResponseError as exc:
                 if _is_missing_index(exc):
-                    # Dropped behind our back: the next add creates it again.
-                    self._ready = False
-                    return []
+                    raise _MissingIndex from exc
                 raise _search_error(exc, "FT.SEARCH") from exc
             except DRIVER_ERRORS as exc:
                 raise translate(exc, "FT.SEARCH") from exc
@@ -675,6 +955,32 @@ class RedisSearchVectorStore:
             f"{type(self).__name__}(name={self._name!r}, algorithm={self._algorithm!r}, "
             f"dtype={self._dtype_name!r}, dimension={self._dimension!r})"
         )
+
+
+class _MissingIndex(Exception):
+    """``FT.SEARCH`` found no index by that name (internal signal)."""
+
+
+def _parse_script_reply(
+    reply: Any, id_start: int, max_distance: float
+) -> tuple[list[VectorMatch], int, int, bool]:
+    """Parse the cluster search script's ``[id, distance, payload, ...]``, as
+    :func:`_parse_search` does an ``FT.SEARCH`` reply."""
+    matches: list[VectorMatch] = []
+    skipped = 0
+    rows = len(reply) // 3
+    for i in range(0, len(reply) - 2, 3):
+        payload = reply[i + 2]
+        dist = reply[i + 1]
+        if payload is None or dist is None:
+            skipped += 1  # expired (not reclaimed yet) or deleted meanwhile
+            continue
+        distance = float(dist)
+        if distance > max_distance:
+            return matches, rows, skipped, True
+        distance = 0.0 if distance < 0.0 else (2.0 if distance > 2.0 else distance)
+        matches.append(VectorMatch(reply[i][id_start:].decode(), distance, payload))
+    return matches, rows, skipped, False
 
 
 def _parse_search(

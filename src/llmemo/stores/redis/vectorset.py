@@ -20,24 +20,25 @@ the set's own TTL depends on its current one (see :class:`RedisVectorSetStore`).
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import numpy as np
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 
 from llmemo.config import validate_optional_positive_int
 from llmemo.errors import BackendError, CapabilityError, ConfigurationError
 from llmemo.stores.base import Vector, VectorMatch
 from llmemo.stores.redis._common import (
+    LuaScript,
     check_client,
     check_k,
     check_max_distance,
     check_token,
     encode_vector,
     glob_escape,
+    run_script,
     ttl_to_ms,
     validate_name,
 )
@@ -59,19 +60,9 @@ _MAX_REMOVALS_PER_SEARCH: Final = 1000
 _EPSILON_SLACK: Final = 1e-6
 
 
-class _Script:
-    """A Lua script run by SHA (``EVALSHA``), sent in full (``EVAL``) on ``NOSCRIPT``."""
-
-    __slots__ = ("sha", "text")
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.sha = hashlib.sha1(text.encode()).hexdigest()
-
-
 # KEYS: vector set, payload key. ARGV: FP32 blob, entry id, payload, TTL in ms ("" for
 # none), then the VADD options (quantization, M, EF).
-_ADD: Final = _Script(
+_ADD: Final = LuaScript(
     """
 local existed = redis.call('EXISTS', KEYS[1])
 redis.call('VADD', KEYS[1], 'FP32', ARGV[1], ARGV[2], unpack(ARGV, 5))
@@ -94,7 +85,7 @@ return 1
 
 # KEYS: vector set. ARGV: FP32 blob, k, payload key prefix, EPSILON ("" for none), EF (""
 # for default), most removals. Returns a flat array: id, score, payload, id, score, ...
-_SEARCH: Final = _Script(
+_SEARCH: Final = LuaScript(
     """
 local k = tonumber(ARGV[2])
 local budget = tonumber(ARGV[6])
@@ -263,18 +254,23 @@ class RedisVectorSetStore:
         self._closed = False
 
     @classmethod
-    def from_url(cls, url: str, name: str, **kwargs: Any) -> Self:
+    def from_url(cls, url: str, name: str, *, cluster: bool = False, **kwargs: Any) -> Self:
         """Build a store with its own ``redis.asyncio.Redis`` from ``url``; no I/O yet.
 
         Keyword arguments that :class:`RedisVectorSetStore` accepts go to the store; the
-        rest to ``Redis.from_url``. :meth:`aclose` closes the client.
+        rest to ``Redis.from_url`` (``RedisCluster.from_url`` with ``cluster=True``, the
+        URL naming one node). :meth:`aclose` closes the client.
         """
         store_keys = {"dimension", "quantization", "m", "ef_construction", "ef_runtime"}
         store_kwargs = {k: v for k, v in kwargs.items() if k in store_keys}
         client_kwargs = {k: v for k, v in kwargs.items() if k not in store_keys}
         if client_kwargs.get("decode_responses"):
             raise ConfigurationError("decode_responses must be False: payloads are bytes")
-        client = Redis.from_url(url, **client_kwargs)
+        client: Redis | RedisCluster
+        if cluster:
+            client = RedisCluster.from_url(url, **client_kwargs)
+        else:
+            client = Redis.from_url(url, **client_kwargs)
         store = cls(client, name, **store_kwargs)
         store._owns_client = True
         return store
@@ -300,16 +296,9 @@ class RedisVectorSetStore:
     def _payload_key(self, partition: str, entry_id: str) -> str:
         return f"{self._payload_root}{{{partition}}}:{entry_id}"
 
-    async def _run(self, script: _Script, keys: tuple[str, ...], args: tuple[Any, ...]) -> Any:
+    async def _run(self, script: LuaScript, keys: tuple[str, ...], args: tuple[Any, ...]) -> Any:
         """Run ``script`` in one round trip (two the first time a server sees it)."""
-        try:
-            return await self._client.execute_command(
-                "EVALSHA", script.sha, len(keys), *keys, *args
-            )
-        except NoScriptError:
-            # Not cached on this server yet (new server, restart, SCRIPT FLUSH): EVAL sends
-            # the text and caches it for the next EVALSHA.
-            return await self._client.execute_command("EVAL", script.text, len(keys), *keys, *args)
+        return await run_script(self._client, script, keys, args)
 
     async def add(
         self,
@@ -420,7 +409,9 @@ class RedisVectorSetStore:
         try:
             async with self._client.pipeline(transaction=True) as pipe:
                 pipe.execute_command("VREM", self._set_key(partition), entry_id)
-                pipe.unlink(self._payload_key(partition, entry_id))
+                # execute_command, not pipe.unlink(): on a cluster pipeline that is a
+                # coroutine (it would split keys across slots), not a queued command.
+                pipe.execute_command("UNLINK", self._payload_key(partition, entry_id))
                 _, removed = await pipe.execute()
         except DRIVER_ERRORS as exc:
             raise _vset_error(exc, "VREM") from exc
