@@ -36,6 +36,7 @@ __all__ = [
     "check_k",
     "check_max_distance",
     "check_token",
+    "client_from_url",
     "encode_vector",
     "glob_escape",
     "run_script",
@@ -227,6 +228,20 @@ def slot_tag(slot: int) -> str:
     # The 16 flips span all of GF(2)^16 (checked by the tests for every slot).
     assert target == 0
     return "".join("c" if letters >> i & 1 else "a" for i in range(n))
+
+
+def client_from_url(url: str, *, cluster: bool, **client_kwargs: Any) -> Redis | RedisCluster:
+    """A new ``redis.asyncio`` client (standalone, or cluster from one startup node) for a
+    store's ``from_url``; no I/O.
+
+    Raises:
+        ConfigurationError: ``decode_responses=True`` was passed (stores move bytes).
+    """
+    if client_kwargs.get("decode_responses"):
+        raise ConfigurationError("decode_responses must be False: stores move opaque bytes")
+    if cluster:
+        return RedisCluster.from_url(url, **client_kwargs)
+    return Redis.from_url(url, **client_kwargs)
 
 
 def check_client(client: object, owner: str) -> None:

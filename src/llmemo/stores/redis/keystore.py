@@ -12,7 +12,13 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from llmemo.errors import ConfigurationError
-from llmemo.stores.redis._common import check_client, glob_escape, ttl_to_ms, unlink_matching
+from llmemo.stores.redis._common import (
+    check_client,
+    client_from_url,
+    glob_escape,
+    ttl_to_ms,
+    unlink_matching,
+)
 from llmemo.stores.redis._errors import map_redis_errors
 
 if TYPE_CHECKING:
@@ -113,15 +119,7 @@ class RedisKeyStore:
             ConfigurationError: ``decode_responses=True`` was passed, or a batch size is
                 not positive.
         """
-        if client_kwargs.get("decode_responses"):
-            raise ConfigurationError(
-                "decode_responses must be False: RedisKeyStore stores opaque bytes"
-            )
-        client: Redis | RedisCluster
-        if cluster:
-            client = RedisCluster.from_url(url, **client_kwargs)
-        else:
-            client = Redis.from_url(url, **client_kwargs)
+        client = client_from_url(url, cluster=cluster, **client_kwargs)
         store = cls(client, scan_count=scan_count, delete_batch=delete_batch)
         store._owns_client = True
         return store

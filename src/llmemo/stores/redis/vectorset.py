@@ -36,6 +36,7 @@ from llmemo.stores.redis._common import (
     check_k,
     check_max_distance,
     check_token,
+    client_from_url,
     encode_vector,
     glob_escape,
     run_script,
@@ -264,13 +265,7 @@ class RedisVectorSetStore:
         store_keys = {"dimension", "quantization", "m", "ef_construction", "ef_runtime"}
         store_kwargs = {k: v for k, v in kwargs.items() if k in store_keys}
         client_kwargs = {k: v for k, v in kwargs.items() if k not in store_keys}
-        if client_kwargs.get("decode_responses"):
-            raise ConfigurationError("decode_responses must be False: payloads are bytes")
-        client: Redis | RedisCluster
-        if cluster:
-            client = RedisCluster.from_url(url, **client_kwargs)
-        else:
-            client = Redis.from_url(url, **client_kwargs)
+        client = client_from_url(url, cluster=cluster, **client_kwargs)
         store = cls(client, name, **store_kwargs)
         store._owns_client = True
         return store
