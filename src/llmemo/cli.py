@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
 from llmemo import keys
+from llmemo._argtypes import positive_int
 from llmemo.demo import redact_url
 from llmemo.errors import (
     BackendError,
@@ -555,7 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_target_arguments(stats)
     stats.add_argument(
         "--sample",
-        type=_positive_int,
+        type=positive_int,
         default=10_000,
         metavar="N",
         help="measure MEMORY USAGE on at most N keys and extrapolate (default %(default)s)",
@@ -584,16 +585,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_eval_parser(sub).epilog = _EXIT_CODES
     return parser
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1: {text!r}")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from llmemo._argtypes import number_between, positive_int
 from llmemo.errors import ConfigurationError, LlmemoError, MissingDependencyError
 from llmemo.text import split_prompt
 from llmemo.verify.base import Candidate, HitVerifier, Verdict
@@ -649,34 +650,9 @@ def _make_verifier(args: argparse.Namespace) -> HitVerifier | None:
     return verifier
 
 
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be a rate in [0, 1]: {text!r}")
-    return value
-
-
-def _distance(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= value <= 2:
-        raise argparse.ArgumentTypeError(f"must be a cosine distance in [0, 2]: {text!r}")
-    return value
-
-
-def _batch(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1: {text!r}")
-    return value
+_rate = number_between(0, 1, "a rate")
+_distance = number_between(0, 2, "a cosine distance")
+_batch = positive_int
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
