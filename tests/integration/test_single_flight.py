@@ -166,3 +166,34 @@ async def test_single_flight_can_be_switched_off() -> None:
     chat = model(InMemoryCache(single_flight=False))
     await asyncio.gather(*(chat.ainvoke("same prompt") for _ in range(10)))
     assert chat.calls == 10
+
+
+@pytest.mark.redis
+async def test_cross_process_single_flight_through_a_redis_lease(
+    redis_url: str, unique_prefix: str
+) -> None:
+    """Two caches with separate in-process state stand for two processes."""
+    first = RedisCache(redis_url, prefix=unique_prefix, cross_process_wait=5.0)
+    second = RedisCache(redis_url, prefix=unique_prefix, cross_process_wait=5.0)
+    model_a, model_b = model(first, latency=0.3), model(second, latency=0.3)
+    a_task = asyncio.create_task(model_a.ainvoke("same prompt"))
+    await asyncio.sleep(0.05)  # the first process takes the lease and calls its model
+    b_answer = await model_b.ainvoke("same prompt")
+    a_answer = await a_task
+    assert a_answer.content == b_answer.content == "answer"
+    assert (model_a.calls, model_b.calls) == (1, 0)
+    assert second.stats.singleflight_shared == 1
+    await first.aclear()
+
+
+@pytest.mark.redis
+def test_cross_process_wait_is_bounded_when_the_lease_holder_never_writes(
+    redis_url: str, unique_prefix: str
+) -> None:
+    holder = RedisCache(redis_url, prefix=unique_prefix, cross_process_wait=0.5)
+    waiter = RedisCache(redis_url, prefix=unique_prefix, cross_process_wait=0.5)
+    assert holder.lookup("p", "llm") is None  # takes the lease, never updates
+    started = time.monotonic()
+    assert waiter.lookup("p", "llm") is None  # waits for the holder, then gives up
+    assert 0.4 < time.monotonic() - started < 3
+    assert waiter.stats.singleflight_waits == 1

@@ -16,6 +16,7 @@ shared by every loop and thread.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -114,6 +115,8 @@ def to_embedder(embeddings: Embeddings | Embedder) -> Embedder:
 DEFAULT_SINGLE_FLIGHT_TIMEOUT = 30.0
 
 
+#: Seconds between two looks at the cache while another process computes an entry.
+_LEASE_POLL_SECONDS = 0.05
 #: How often a waiter whose leader failed joins again before calling the model itself.
 _FLIGHT_ATTEMPTS = 3
 
@@ -180,8 +183,14 @@ class LangChainCache(BaseCache):
         policy: FailurePolicy | None = None,
         single_flight: bool = True,
         single_flight_timeout: float = DEFAULT_SINGLE_FLIGHT_TIMEOUT,
+        cross_process_wait: float | None = None,
     ) -> None:
         """Wrap a core (shared) or a per-loop core factory; exactly one of them.
+
+        With ``cross_process_wait`` (seconds) and a core that supports leases (an exact
+        cache on Redis), single-flight spans processes: the first process to miss takes
+        a lease (``SET NX PX``) and calls the model; a process that finds the lease taken
+        polls the cache for the entry for at most that long, then calls the model itself.
 
         With ``single_flight`` (default), concurrent misses of the same prompt and model
         configuration in this process wait for the first one's model call instead of
@@ -205,6 +214,11 @@ class LangChainCache(BaseCache):
             SingleFlight(validate_positive_seconds(single_flight_timeout, "single_flight_timeout"))
             if single_flight
             else None
+        )
+        self._cross_wait = (
+            None
+            if cross_process_wait is None
+            else validate_positive_seconds(cross_process_wait, "cross_process_wait")
         )
         self._shared = None if core is None else _LoopCore(core, None)
         self._per_loop: PerLoop[_LoopCore] | None = None
@@ -260,7 +274,12 @@ class LangChainCache(BaseCache):
         for _ in range(_FLIGHT_ATTEMPTS):
             flight = self._flights.join(key)
             if flight is None:
-                return None  # this caller leads: it calls the model, then update()
+                # This caller leads here; with a lease, also across processes.
+                if self._cross_wait is None or await self._take_lease(prompt, llm_string):
+                    return None
+                hit = await self._await_other_process(prompt, llm_string)
+                self._flights.complete(key, None)  # local waiters read the cache now
+                return hit
             if flight is RECENT:  # stored just after our lookup missed: read it
                 return await self._core_lookup(prompt, llm_string)
             self._runtime.stats.add("singleflight_waits")
@@ -268,6 +287,50 @@ class LangChainCache(BaseCache):
             if payload is not None:
                 return self._shared_hit(payload)
             # The leader's call failed: join again, so that one caller leads the retry.
+        return None
+
+    async def _take_lease(self, prompt: str, llm_string: str) -> bool:
+        assert self._cross_wait is not None
+        core = self._bound().core
+        try_lead = getattr(core, "atry_lead", None)
+        return (
+            True if try_lead is None else bool(await try_lead(prompt, llm_string, self._cross_wait))
+        )
+
+    def _take_lease_sync(self, prompt: str, llm_string: str) -> bool:
+        assert self._cross_wait is not None
+        if self._sync_core is None:
+            return bool(run_sync(self._take_lease, prompt, llm_string))
+        try_lead = getattr(self._sync_core, "atry_lead", None)
+        return (
+            True
+            if try_lead is None
+            else bool(run_now(try_lead(prompt, llm_string, self._cross_wait)))
+        )
+
+    async def _await_other_process(self, prompt: str, llm_string: str) -> CacheHit | None:
+        """Poll for the entry another process is computing, at most ``cross_process_wait``."""
+        assert self._cross_wait is not None
+        deadline = time.monotonic() + self._cross_wait
+        self._runtime.stats.add("singleflight_waits")
+        while time.monotonic() < deadline:
+            await asyncio.sleep(_LEASE_POLL_SECONDS)
+            hit = await self._core_lookup(prompt, llm_string)
+            if hit is not None:
+                self._runtime.stats.add("singleflight_shared")
+                return hit
+        return None
+
+    def _await_other_process_sync(self, prompt: str, llm_string: str) -> CacheHit | None:
+        assert self._cross_wait is not None
+        deadline = time.monotonic() + self._cross_wait
+        self._runtime.stats.add("singleflight_waits")
+        while time.monotonic() < deadline:
+            time.sleep(_LEASE_POLL_SECONDS)
+            hit = self._sync_lookup(prompt, llm_string)
+            if hit is not None:
+                self._runtime.stats.add("singleflight_shared")
+                return hit
         return None
 
     def _shared_hit(self, payload: bytes) -> CacheHit:
@@ -338,7 +401,11 @@ class LangChainCache(BaseCache):
         for _ in range(_FLIGHT_ATTEMPTS):
             flight = self._flights.join(key)
             if flight is None:
-                return None
+                if self._cross_wait is None or self._take_lease_sync(prompt, llm_string):
+                    return None
+                hit = self._await_other_process_sync(prompt, llm_string)
+                self._flights.complete(key, None)
+                return hit
             if flight is RECENT:
                 return self._sync_lookup(prompt, llm_string)
             self._runtime.stats.add("singleflight_waits")

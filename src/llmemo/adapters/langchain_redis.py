@@ -74,6 +74,7 @@ class RedisCache(_RedisLangChainCache):
         errors: ErrorMode = "open",
         policy: FailurePolicy | None = None,
         single_flight: bool = True,
+        cross_process_wait: float | None = None,
         client_kwargs: dict[str, Any] | None = None,
         cluster: bool = False,
     ) -> None:
@@ -93,6 +94,9 @@ class RedisCache(_RedisLangChainCache):
             policy: The full failure policy (budgets, breaker); overrides ``errors``.
             single_flight: Concurrent misses of the same prompt wait for the first
                 one's model call instead of calling the model too (in this process).
+            cross_process_wait: Seconds a process waits for another process that is
+                already computing the same entry (a ``SET NX PX`` lease beside it), or
+                ``None`` (default) for single-flight within this process only.
             client_kwargs: Extra arguments for llmemo's clients (``socket_timeout``,
                 ``max_connections``, ``pool_timeout``, ...).
             cluster: ``redis_url`` names a node of a Redis Cluster (exact keys spread over
@@ -133,6 +137,7 @@ class RedisCache(_RedisLangChainCache):
             max_in_flight=clients.max_connections,
             policy=policy,
             single_flight=single_flight,
+            cross_process_wait=cross_process_wait,
         )
 
 

@@ -19,7 +19,7 @@ from llmemo.config import CacheConfig
 from llmemo.errors import SerializationError, WrongTypeError
 from llmemo.options import current_options
 from llmemo.policy import FailurePolicy
-from llmemo.stores.base import KeyStore
+from llmemo.stores.base import KeyStore, LockingKeyStore
 
 __all__ = ["ExactCache"]
 
@@ -158,6 +158,25 @@ class ExactCache:
     async def _set(self, key: str, payload: bytes, ttl: float | None) -> bool:
         await self.store.set(key, payload, ttl=ttl)
         return True
+
+    async def atry_lead(self, prompt: str, llm_string: str, ttl: float) -> bool:
+        """Take the cross-process lease of a missing entry (see
+        :class:`~llmemo.stores.base.LockingKeyStore`): ``True`` if this caller should
+        compute the value, ``False`` if another process already is. Always ``True`` on a
+        store without leases, and when the store fails (fail open: compute).
+        """
+        store = self.store
+        if not isinstance(store, LockingKeyStore):
+            return True
+        entries = f"{self.config.namespace}:{keys.KEY_SCHEMA}:x:"
+        # Beside the entry, outside clear()'s prefix; it expires by itself.
+        lease = f"{self.config.namespace}:{keys.KEY_SCHEMA}:l:" + self.key(
+            prompt, llm_string
+        ).removeprefix(entries)
+        taken = await self.runtime.store_guard.call(
+            "lease", lambda: store.try_lock(lease, ttl), True
+        )
+        return bool(taken)
 
     async def aclear(self) -> int:
         """Remove every entry of this cache's namespace (and nothing else); return how many.

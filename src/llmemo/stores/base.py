@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 else:
     Vector = Sequence[float]
 
-__all__ = ["Embedder", "KeyStore", "Vector", "VectorMatch", "VectorStore"]
+__all__ = ["Embedder", "KeyStore", "LockingKeyStore", "Vector", "VectorMatch", "VectorStore"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +103,20 @@ class KeyStore(Protocol):
 
     async def aclose(self) -> None:
         """Release the store's connections. Idempotent."""
+        ...
+
+
+@runtime_checkable
+class LockingKeyStore(KeyStore, Protocol):
+    """An optional extension: a key store shared by processes that can hand out leases.
+
+    Used for cross-process single-flight: the first process to miss on a key takes the
+    lease and calls the model; the others wait (bounded) for its entry to appear.
+    """
+
+    async def try_lock(self, key: str, ttl: float) -> bool:
+        """Atomically create ``key`` if absent, expiring after ``ttl`` seconds (> 0);
+        return whether this call created it."""
         ...
 
 

@@ -131,6 +131,12 @@ class BlockingRedisKeyStore:
         with map_redis_errors("SET"):
             self._connected().set(key, value, px=px)
 
+    async def try_lock(self, key: str, ttl: float) -> bool:
+        """One blocking ``SET key 1 NX PX ms``: whether this caller took the lock (it
+        expires by itself after ``ttl`` seconds)."""
+        with map_redis_errors("SET NX"):
+            return bool(self._connected().set(key, b"1", nx=True, px=ttl_to_ms(ttl)))
+
     async def delete(self, key: str) -> bool:
         """One blocking ``UNLINK``; whether the key existed."""
         with map_redis_errors("UNLINK"):

@@ -179,6 +179,16 @@ class RedisKeyStore:
         with map_redis_errors("SET"):
             await self._client.set(key, value, px=px)
 
+    async def try_lock(self, key: str, ttl: float) -> bool:
+        """One ``SET key 1 NX PX ms``: whether this caller took the lock. The lock is
+        never released explicitly; it expires after ``ttl`` seconds.
+
+        Raises:
+            ConfigurationError: bad ``ttl``.
+        """
+        with map_redis_errors("SET NX"):
+            return bool(await self._client.set(key, b"1", nx=True, px=ttl_to_ms(ttl)))
+
     async def delete(self, key: str) -> bool:
         """Remove ``key`` with ``UNLINK`` (memory freed in the background).
 
