@@ -250,9 +250,12 @@ class RedisClientFactory:
         from redis.asyncio import connection as aio_connection
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
+        from redis.exceptions import ConnectionError as RedisConnectionError
 
         size = self.max_connections
-        retry = {"retry": Retry(NoBackoff(), 1)}
+        # One immediate retry on connection errors (a server restart drops pooled
+        # connections); never on timeouts, which already spent the budget.
+        retry = {"retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))}
         if self.is_cluster:
             return self._make_async_cluster()
         if self.url is not None:
@@ -338,7 +341,8 @@ class RedisClientFactory:
 
         if self.is_cluster:
             return self._make_sync_cluster()
-        retry = {"retry": Retry(NoBackoff(), 1)}
+        # As for the asyncio clients: retry connection errors once, never timeouts.
+        retry = {"retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))}
         if self.url is not None:
             pool = redis.BlockingConnectionPool.from_url(
                 self.url, decode_responses=False, **self.pool, **{**retry, **self.extra}

@@ -103,14 +103,20 @@ class SingleFlight:
                     owner.add_done_callback(lambda _task: self.abandon(key, owner))
             return None
 
-    def complete(self, key: str, payload: bytes | None) -> bool:
+    def complete(self, key: str, payload: bytes | None, *, landed: bool = True) -> bool:
         """End the flight of ``key`` with ``payload`` (``None``: nothing to share).
+
+        Args:
+            key: The flight.
+            payload: The encoded value for the waiters, or ``None``.
+            landed: Whether the value is now in the cache (late joiners are then told to
+                read it); ``False`` when the write was bypassed or dropped.
 
         Returns:
             Whether anyone was waiting (the caller may skip encoding otherwise).
         """
         with self._lock:
-            return self._finish(key, payload, landed=True)
+            return self._finish(key, payload, landed=landed)
 
     def has_waiters(self, key: str) -> bool:
         """Whether a flight of ``key`` has callers waiting for it."""

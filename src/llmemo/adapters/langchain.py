@@ -61,7 +61,7 @@ class CoreCache(Protocol):
 
     async def alookup(self, prompt: str, llm_string: str) -> CacheHit | None: ...
 
-    async def aupdate(self, prompt: str, llm_string: str, value: Any) -> None: ...
+    async def aupdate(self, prompt: str, llm_string: str, value: Any) -> bool | None: ...
 
     async def aclear(self) -> int: ...
 
@@ -135,16 +135,24 @@ def _loop_running() -> bool:
 
 async def _lookup_hit(core: CoreCache, prompt: str, llm_string: str) -> CacheHit | None:
     hit = await core.alookup(prompt, llm_string)
-    if hit is None or not isinstance(hit.value, list):
+    if hit is None:
         return None
-    if not hit.value or not all(isinstance(item, Generation) for item in hit.value):
-        # An entry written through the core API under the same key: not ours to serve.
-        return None
-    return hit
+    value = hit.value
+    if isinstance(value, list) and value and all(isinstance(item, Generation) for item in value):
+        return hit
+    # An entry written through the core API under the same key (JSON, not generations):
+    # not a LangChain answer. Count it as what it is for LangChain: undecodable, a miss.
+    stats = core.runtime.stats
+    stats.add("exact_hits" if hit.kind == "exact" else "semantic_hits", -1)
+    stats.add("decode_errors")
+    stats.add("misses")
+    return None
 
 
-async def _update(core: CoreCache, prompt: str, llm_string: str, return_val: object) -> None:
-    await core.aupdate(prompt, llm_string, check_return_val(return_val))
+async def _update(core: CoreCache, prompt: str, llm_string: str, return_val: object) -> bool:
+    """Store through ``core``; whether it stored (cores returning ``None`` count as yes)."""
+    stored = await core.aupdate(prompt, llm_string, check_return_val(return_val))
+    return stored is None or bool(stored)
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,7 +286,8 @@ class LangChainCache(BaseCache):
                 if self._cross_wait is None or await self._take_lease(prompt, llm_string):
                     return None
                 hit = await self._await_other_process(prompt, llm_string)
-                self._flights.complete(key, None)  # local waiters read the cache now
+                # Local waiters read the cache now (or, if it never came, retry).
+                self._flights.complete(key, None, landed=hit is not None)
                 return hit
             if flight is RECENT:  # stored just after our lookup missed: read it
                 return await self._core_lookup(prompt, llm_string)
@@ -338,9 +347,9 @@ class LangChainCache(BaseCache):
         self._runtime.stats.add("singleflight_shared")
         return CacheHit(entry.value, "exact", 0.0, "", 0.0)
 
-    def _land(self, prompt: str, llm_string: str, return_val: object) -> None:
-        """End the flight of this key (the leader's update), sharing the value if anyone
-        waits for it."""
+    def _land(self, prompt: str, llm_string: str, return_val: object, stored: bool) -> None:
+        """End the flight of this key (the leader's update), sharing the value with
+        whoever waits for it; ``stored`` says whether later lookups will find it."""
         flights = self._flights
         if flights is None or not len(flights):
             return
@@ -351,7 +360,7 @@ class LangChainCache(BaseCache):
                 payload = codec.encode_generations(check_return_val(return_val), written_at=0.0)
             except (TypeError, ConfigurationError, SerializationError):
                 payload = None  # the update itself raised the same error to its caller
-        flights.complete(key, payload)
+        flights.complete(key, payload, landed=stored)
 
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         """Return the cached generations for ``(prompt, llm_string)``, or ``None``."""
@@ -365,14 +374,15 @@ class LangChainCache(BaseCache):
             TypeError / ConfigurationError: bad arguments (nothing is stored).
         """
         bound = self._bound()
+        stored = False
         try:
             if bound.limiter is None:
-                await _update(bound.core, prompt, llm_string, return_val)
+                stored = await _update(bound.core, prompt, llm_string, return_val)
             else:
                 async with bound.limiter:
-                    await _update(bound.core, prompt, llm_string, return_val)
+                    stored = await _update(bound.core, prompt, llm_string, return_val)
         finally:
-            self._land(prompt, llm_string, return_val)
+            self._land(prompt, llm_string, return_val, stored)
 
     async def aclear(self, **kwargs: Any) -> None:
         """Remove every entry of this cache (only this cache's namespace)."""
@@ -404,7 +414,7 @@ class LangChainCache(BaseCache):
                 if self._cross_wait is None or self._take_lease_sync(prompt, llm_string):
                     return None
                 hit = self._await_other_process_sync(prompt, llm_string)
-                self._flights.complete(key, None)
+                self._flights.complete(key, None, landed=hit is not None)
                 return hit
             if flight is RECENT:
                 return self._sync_lookup(prompt, llm_string)
@@ -424,10 +434,11 @@ class LangChainCache(BaseCache):
         if self._sync_core is None:
             run_sync(self.aupdate, prompt, llm_string, return_val)
             return
+        stored = False
         try:
-            run_now(_update(self._sync_core, prompt, llm_string, return_val))
+            stored = run_now(_update(self._sync_core, prompt, llm_string, return_val))
         finally:
-            self._land(prompt, llm_string, return_val)
+            self._land(prompt, llm_string, return_val, stored)
 
     def clear(self, **kwargs: Any) -> None:
         """Sync :meth:`aclear`."""

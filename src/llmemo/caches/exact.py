@@ -125,8 +125,11 @@ class ExactCache:
 
     async def aupdate(
         self, prompt: str, llm_string: str, value: Any, *, ttl: Any = DEFAULT
-    ) -> None:
+    ) -> bool:
         """Store ``value`` for ``(prompt, llm_string)``, replacing any previous entry.
+
+        Returns whether the entry was stored (``False``: bypassed, or dropped by the
+        fail-open policy).
 
         Args:
             prompt: The prompt.
@@ -148,12 +151,13 @@ class ExactCache:
         payload = codec.encode(value, written_at=self._clock())
         if options.bypass_write:
             self.runtime.stats.add("bypassed_writes")
-            return
+            return False
         key = self.key(prompt, llm_string)
         done = await self.runtime.store_guard.call(
             "write", lambda: self._set(key, payload, entry_ttl), False
         )
         self.runtime.stats.add("writes" if done else "writes_dropped")
+        return done
 
     async def _set(self, key: str, payload: bytes, ttl: float | None) -> bool:
         await self.store.set(key, payload, ttl=ttl)

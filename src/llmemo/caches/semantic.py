@@ -34,6 +34,7 @@ from llmemo.verify.base import Candidate, HitVerifier, Verdict
 __all__ = ["SemanticCache"]
 
 _DEFAULT_CANDIDATES = 4
+_STORE_FAILED: Any = object()
 
 
 class _EmbeddingMemo:
@@ -203,6 +204,16 @@ class SemanticCache:
     async def _embed_guarded(self, text: str, operation: str) -> list[float] | None:
         return await self.runtime.embed_guard.call(operation, lambda: self._embed(text), None)
 
+    async def _search(
+        self, partition: str, vector: list[float], k: int, threshold: float
+    ) -> list[VectorMatch]:
+        try:
+            return await self.store.search(partition, vector, k=k, max_distance=threshold)
+        except WrongTypeError:
+            # Another Redis type under our partition's key: bad stored data, not an outage.
+            self.runtime.stats.add("decode_errors")
+            return []
+
     async def _get(self, partition: str, entry_id: str) -> bytes | None:
         try:
             return await self.store.get(partition, entry_id)
@@ -272,7 +283,14 @@ class SemanticCache:
         guard = self.runtime.store_guard
         parts, partition, entry_id = self._locate(prompt, llm_string)
         if self.exact_first or not parts.text:
-            payload = await guard.call("lookup", lambda: self._get(partition, entry_id), None)
+            payload = await guard.call(
+                "lookup", lambda: self._get(partition, entry_id), _STORE_FAILED
+            )
+            if payload is _STORE_FAILED:
+                # The store just failed (or its circuit is open): a vector query would
+                # only spend a second budget on the same outage.
+                self.stats.add("misses")
+                return None
             entry = None if payload is None else self._decode(payload)
             if entry is not None:
                 return self._hit(entry, "exact", 0.0, entry_id)
@@ -282,7 +300,7 @@ class SemanticCache:
             no_matches: list[VectorMatch] = []
             matches = await guard.call(
                 "vector query",
-                lambda: self.store.search(partition, vector, k=k, max_distance=threshold),
+                lambda: self._search(partition, vector, k, threshold),
                 no_matches,
             )
             signature: Any = None
@@ -308,8 +326,9 @@ class SemanticCache:
 
     async def aupdate(
         self, prompt: str, llm_string: str, value: Any, *, ttl: Any = DEFAULT
-    ) -> None:
-        """Store ``value`` for this prompt and configuration.
+    ) -> bool:
+        """Store ``value`` for this prompt and configuration; return whether it was stored
+        (``False``: bypassed, or dropped by the fail-open policy).
 
         The text embedded is the final user turn (or the whole plain prompt); when that
         text is empty (e.g. an image-only turn), the whole prompt string is embedded
@@ -340,12 +359,13 @@ class SemanticCache:
         payload = codec.encode(value, written_at=self._clock(), signature=signature)
         if options.bypass_write:
             self.stats.add("bypassed_writes")
-            return
+            return False
         vector = await self._embed_guarded(text, "write")
         done = vector is not None and await self.runtime.store_guard.call(
             "write", lambda: self._add(partition, entry_id, vector, payload, entry_ttl), False
         )
         self.stats.add("writes" if done else "writes_dropped")
+        return done
 
     async def _add(
         self, partition: str, entry_id: str, vector: list[float], payload: bytes, ttl: float | None

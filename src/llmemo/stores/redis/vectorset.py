@@ -106,8 +106,11 @@ while true do
   local out = {}
   local stale = 0
   for i = 1, #found, 2 do
-    local payload = redis.call('GET', ARGV[3] .. found[i])
-    if payload then
+    local payload = redis.pcall('GET', ARGV[3] .. found[i])
+    if type(payload) == 'table' and payload.err then
+      -- Another Redis type sits where the payload should be: not an entry of ours.
+      -- Skip it (and leave it alone); the other candidates may still serve.
+    elseif payload then
       out[#out + 1] = found[i]
       out[#out + 1] = found[i + 1]
       out[#out + 1] = payload
