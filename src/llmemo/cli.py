@@ -363,6 +363,34 @@ def _unknown(target: _Target, url: str) -> LlmemoError:
 # -- subcommands ---------------------------------------------------------------------------
 
 
+def _print_counters(client: Any, root: str, out: Any) -> None:
+    """The counters the caches published to ``{root}:v1:stats`` (every 10 s, summed over
+    every process using the cache), or a line saying there are none yet."""
+    from llmemo.stores.redis._errors import map_redis_errors
+
+    with map_redis_errors("HGETALL"):
+        raw = client.hgetall(f"{root}:v1:stats")
+    fields = {k.decode(): v.decode() for k, v in raw.items()}
+    if not fields:
+        print(
+            "  counters:    none published (caches with publish_stats=True publish them "
+            "every 10 s of use)",
+            file=out,
+        )
+        return
+    counts = {k: int(v) for k, v in fields.items() if k != "updated_at" and v.lstrip("-").isdigit()}
+    hits = counts.get("exact_hits", 0) + counts.get("semantic_hits", 0)
+    misses = counts.get("misses", 0)
+    rate = f" ({hits / (hits + misses):.0%} hit rate)" if hits + misses else ""
+    print(f"  lookups:     {hits:,} hits, {misses:,} misses{rate}", file=out)
+    for name in sorted(counts):
+        if counts[name] and name not in ("exact_hits", "semantic_hits", "misses"):
+            print(f"    {name}: {counts[name]:,}", file=out)
+    if "updated_at" in fields:
+        age = time.time() - float(fields["updated_at"])
+        print(f"  counters published {age:,.0f} s ago", file=out)
+
+
 def _cmd_stats(args: argparse.Namespace) -> int:
     target = _target_from_args(args)
     client = _connect(args.redis_url, args.timeout)
@@ -407,10 +435,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
                 print(f"  index:       no RediSearch index {target.root!r}", file=out)
             else:
                 print(f"  index:       RediSearch {target.root!r}, {docs:,} documents", file=out)
-        print(
-            "  hit/miss counters: not recorded on the server (counted in-process: cache.stats)",
-            file=out,
-        )
+        _print_counters(client, target.root, out)
     finally:
         client.close()
     return EXIT_OK

@@ -118,7 +118,24 @@ def test_stats_of_an_exact_cache(filled: Filled) -> None:
     assert "exact:                 3" in out
     assert "MEMORY USAGE summed over 3 keys" in out
     assert f"no RediSearch index {filled.prefix!r}" in out
-    assert "hit/miss counters: not recorded on the server" in out
+    assert "counters:    none published" in out  # publish_stats is off by default
+
+
+@pytest.mark.redis
+def test_stats_shows_the_counters_caches_publish(redis_url: str, unique_prefix: str) -> None:
+    cache = RedisCache(redis_url=redis_url, prefix=unique_prefix, publish_stats=True)
+    try:
+        cache.update("p", "llm", [Generation(text="x")])
+        assert cache.lookup("p", "llm") is not None  # the first lookup publishes at once
+        code, out, err = run("stats", "--redis-url", redis_url, "--prefix", unique_prefix)
+        assert code == 0, err
+        assert "lookups:     1 hits, 0 misses (100% hit rate)" in out
+        assert "writes: 1" in out
+        assert "counters published" in out
+    finally:
+        code, _, err = run("clear", "--redis-url", redis_url, "--prefix", unique_prefix, "--yes")
+        assert code == 0, err
+        cache.close()
 
 
 @pytest.mark.redisearch

@@ -17,17 +17,27 @@ Redis Cluster: pass a ``RedisCluster`` (sync or asyncio) as ``redis_client``, or
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import threading
+import time
 from typing import TYPE_CHECKING, Any, Literal
 
+from llmemo import keys
 from llmemo.adapters._redis_clients import RedisClientFactory
+from llmemo.adapters._sync import run_sync
 from llmemo.adapters.langchain import CoreCache, LangChainCache, to_embedder
+from llmemo.caches.base import CacheHit
 from llmemo.caches.exact import ExactCache
 from llmemo.caches.semantic import SemanticCache
 from llmemo.config import CacheConfig, SemanticConfig, validate_optional_positive_int
-from llmemo.errors import ConfigurationError
+from llmemo.errors import ConfigurationError, LlmemoError
 from llmemo.keys import validate_namespace
 from llmemo.policy import ErrorMode, FailurePolicy
 from llmemo.verify.base import HitVerifier
+
+logger = logging.getLogger("llmemo")
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
@@ -44,8 +54,87 @@ _BACKENDS = ("auto", "redisearch", "vectorset")
 _PROBE_KEY = "llmemo:probe:{none}"
 
 
+#: Seconds between two publications of a cache's counters to Redis (for ``llmemo stats``).
+STATS_PUBLISH_INTERVAL = 10.0
+
+
 class _RedisLangChainCache(LangChainCache):
-    """A LangChain cache whose per-loop cores own a Redis client each."""
+    """A LangChain cache whose per-loop cores own a Redis client each.
+
+    With ``publish_stats=True`` it also publishes its counters to the server, so that
+    ``llmemo stats`` can show hits and misses summed over every process: at most every
+    :data:`STATS_PUBLISH_INTERVAL` seconds, after a lookup, the counter increments since the
+    last publication are added to the hash ``{root}:v1:stats`` (one pipelined round trip,
+    in the background on async paths). Publication is best effort: a failure drops those
+    increments, never the lookup. ``clear()`` removes entries, not this hash.
+    """
+
+    _stats_key: str = ""
+    _published: dict[str, int]
+    _next_publish = 0.0
+
+    def _start_publishing(self, root: str, enabled: bool) -> None:
+        if not isinstance(enabled, bool):
+            raise ConfigurationError(f"publish_stats must be a bool; got {enabled!r}")
+        self._stats_key = f"{root}:{keys.KEY_SCHEMA}:stats" if enabled else ""
+        self._published = {}
+        self._publish_lock = threading.Lock()
+        self._publish_tasks: set[asyncio.Task[None]] = set()
+
+    def _due_deltas(self) -> dict[str, int] | None:
+        now = time.monotonic()
+        if not self._stats_key or now < self._next_publish:
+            return None
+        with self._publish_lock:
+            if now < self._next_publish:
+                return None
+            self._next_publish = now + STATS_PUBLISH_INTERVAL
+            counters = self.stats.as_dict()
+            deltas = {k: v - self._published.get(k, 0) for k, v in counters.items()}
+            self._published = counters
+        return {k: v for k, v in deltas.items() if v}
+
+    async def alookup_hit(self, prompt: str, llm_string: str) -> CacheHit | None:
+        hit = await super().alookup_hit(prompt, llm_string)
+        deltas = self._due_deltas()
+        if deltas:
+            client = getattr(getattr(self.core(), "store", None), "client", None)
+            if client is not None:
+                task = asyncio.get_running_loop().create_task(self._publish(client, deltas))
+                self._publish_tasks.add(task)
+                task.add_done_callback(self._publish_tasks.discard)
+        return hit
+
+    alookup_hit.__doc__ = LangChainCache.alookup_hit.__doc__
+
+    def lookup_hit(self, prompt: str, llm_string: str) -> CacheHit | None:
+        hit = super().lookup_hit(prompt, llm_string)
+        deltas = self._due_deltas()
+        if deltas:
+            store = getattr(self._sync_core, "store", None)
+            if store is not None:  # RedisCache: the blocking store's thread-safe client
+                with contextlib.suppress(LlmemoError):
+                    _publish_sync(store.client, self._stats_key, deltas)
+            else:
+                run_sync(self._publish_from_loop, deltas)
+        return hit
+
+    lookup_hit.__doc__ = LangChainCache.lookup_hit.__doc__
+
+    async def _publish_from_loop(self, deltas: dict[str, int]) -> None:
+        client = getattr(getattr(self.core(), "store", None), "client", None)
+        if client is not None:
+            await self._publish(client, deltas)
+
+    async def _publish(self, client: Any, deltas: dict[str, int]) -> None:
+        try:
+            async with client.pipeline(transaction=False) as pipe:
+                for name, amount in deltas.items():
+                    pipe.hincrby(self._stats_key, name, amount)
+                pipe.hset(self._stats_key, "updated_at", f"{time.time():.3f}")
+                await pipe.execute()
+        except Exception:  # best effort: the counters of one interval are lost, not a call
+            logger.debug("llmemo: could not publish counters to %s", self._stats_key)
 
     async def _close_core(self, core: CoreCache) -> None:
         try:
@@ -54,6 +143,17 @@ class _RedisLangChainCache(LangChainCache):
             client = getattr(getattr(core, "store", None), "client", None)
             if client is not None:
                 await client.aclose()
+
+
+def _publish_sync(client: Any, stats_key: str, deltas: dict[str, int]) -> None:
+    try:
+        with client.pipeline(transaction=False) as pipe:
+            for name, amount in deltas.items():
+                pipe.hincrby(stats_key, name, amount)
+            pipe.hset(stats_key, "updated_at", f"{time.time():.3f}")
+            pipe.execute()
+    except Exception:  # best effort, as on the async path
+        logger.debug("llmemo: could not publish counters to %s", stats_key)
 
 
 class RedisCache(_RedisLangChainCache):
@@ -75,6 +175,7 @@ class RedisCache(_RedisLangChainCache):
         policy: FailurePolicy | None = None,
         single_flight: bool = True,
         cross_process_wait: float | None = None,
+        publish_stats: bool = False,
         client_kwargs: dict[str, Any] | None = None,
         cluster: bool = False,
     ) -> None:
@@ -97,6 +198,8 @@ class RedisCache(_RedisLangChainCache):
             cross_process_wait: Seconds a process waits for another process that is
                 already computing the same entry (a ``SET NX PX`` lease beside it), or
                 ``None`` (default) for single-flight within this process only.
+            publish_stats: Publish this cache's counters to ``{root}:v1:stats`` every
+                10 s of use, for ``llmemo stats`` (off by default).
             client_kwargs: Extra arguments for llmemo's clients (``socket_timeout``,
                 ``max_connections``, ``pool_timeout``, ...).
             cluster: ``redis_url`` names a node of a Redis Cluster (exact keys spread over
@@ -139,6 +242,7 @@ class RedisCache(_RedisLangChainCache):
             single_flight=single_flight,
             cross_process_wait=cross_process_wait,
         )
+        self._start_publishing(config.namespace, publish_stats)
 
 
 class RedisSemanticCache(_RedisLangChainCache):
@@ -172,6 +276,7 @@ class RedisSemanticCache(_RedisLangChainCache):
         errors: ErrorMode = "open",
         policy: FailurePolicy | None = None,
         single_flight: bool = True,
+        publish_stats: bool = False,
         client_kwargs: dict[str, Any] | None = None,
         cluster: bool = False,
     ) -> None:
@@ -201,6 +306,8 @@ class RedisSemanticCache(_RedisLangChainCache):
             policy: The full failure policy (budgets, breaker); overrides ``errors``.
             single_flight: Concurrent misses of the same prompt wait for the first
                 one's model call instead of calling the model too (in this process).
+            publish_stats: Publish this cache's counters to ``{root}:v1:stats`` every
+                10 s of use, for ``llmemo stats`` (off by default).
             client_kwargs: Extra arguments for llmemo's clients (``socket_timeout``,
                 ``max_connections``, ``pool_timeout``, ...).
             cluster: ``redis_url`` names a node of a Redis Cluster. Each partition's
@@ -262,6 +369,7 @@ class RedisSemanticCache(_RedisLangChainCache):
             policy=policy,
             single_flight=single_flight,
         )
+        self._start_publishing(root, publish_stats)
 
     @property
     def vector_backend(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from collections.abc import Callable
@@ -41,6 +42,18 @@ class CacheHit:
     entry_id: str
     age: float
     verdict: Verdict | None = None
+
+
+#: Upper bounds (microseconds) of the lookup-latency histogram's buckets.
+LATENCY_BUCKETS_US = (100, 200, 500, 1_000, 2_000, 5_000, 10_000, 50_000, 100_000, 1_000_000)
+
+
+def _duration(micros: int) -> str:
+    if micros >= 1_000_000:
+        return f"{micros // 1_000_000}s"
+    if micros >= 1_000:
+        return f"{micros // 1_000}ms"
+    return f"{micros}us"
 
 
 @dataclass(slots=True)
@@ -93,6 +106,9 @@ class CacheStats:
     bypassed_writes: int = 0
     singleflight_waits: int = 0
     singleflight_shared: int = 0
+    _latency: list[int] = field(
+        default_factory=lambda: [0] * (len(LATENCY_BUCKETS_US) + 1), repr=False, compare=False
+    )
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, counter: str, amount: int = 1) -> None:
@@ -118,7 +134,24 @@ class CacheStats:
     def as_dict(self) -> dict[str, int]:
         """A snapshot of every counter."""
         with self._lock:
-            return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "_lock"}
+            return {
+                f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")
+            }
+
+    def observe_lookup(self, seconds: float) -> None:
+        """Record one lookup's duration in the latency histogram."""
+        micros = seconds * 1e6
+        index = bisect.bisect_left(LATENCY_BUCKETS_US, micros)
+        with self._lock:
+            self._latency[index] += 1
+
+    def latency_histogram(self) -> dict[str, int]:
+        """Lookups per duration bucket: ``"<=100us"`` ... ``">1s"`` (upper bounds inclusive)."""
+        with self._lock:
+            counts = list(self._latency)
+        labels = [f"<={_duration(bound)}" for bound in LATENCY_BUCKETS_US]
+        labels.append(f">{_duration(LATENCY_BUCKETS_US[-1])}")
+        return dict(zip(labels, counts, strict=True))
 
 
 def check_key_inputs(prompt: object, llm_string: object) -> None:
@@ -148,6 +181,15 @@ class CacheRuntime:
         self.stats = CacheStats()
         self.store_guard = Guard(self.policy, "store", self.stats, clock)
         self.embed_guard = Guard(self.policy, "embedder", self.stats, clock)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Counters, circuit-breaker states and the lookup-latency histogram, as plain data."""
+        return {
+            "counters": self.stats.as_dict(),
+            "store_breaker": self.store_guard.breaker.state,
+            "embedder_breaker": self.embed_guard.breaker.state,
+            "lookup_latency": self.stats.latency_histogram(),
+        }
 
 
 def resolve_ttl(explicit: Any, options: CallOptions, default: float | None) -> float | None:

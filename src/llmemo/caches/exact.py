@@ -96,6 +96,14 @@ class ExactCache:
             TypeError: ``prompt`` or ``llm_string`` is not a ``str``.
             BackendError: the store failed, with ``errors="raise"`` only.
         """
+        started = time.perf_counter()
+        try:
+            return await self._alookup(prompt, llm_string)
+        finally:
+            self.runtime.stats.observe_lookup(time.perf_counter() - started)
+
+    async def _alookup(self, prompt: str, llm_string: str) -> CacheHit | None:
+
         check_key_inputs(prompt, llm_string)
         stats = self.runtime.stats
         if current_options().bypass_read:

@@ -269,6 +269,16 @@ class SemanticCache:
             ConfigurationError: bad ``distance_threshold``.
             BackendError: the store failed.
         """
+        started = time.perf_counter()
+        try:
+            return await self._alookup(prompt, llm_string, distance_threshold=distance_threshold)
+        finally:
+            self.runtime.stats.observe_lookup(time.perf_counter() - started)
+
+    async def _alookup(
+        self, prompt: str, llm_string: str, *, distance_threshold: float | None = None
+    ) -> CacheHit | None:
+
         check_key_inputs(prompt, llm_string)
         options = current_options()
         if distance_threshold is not None:
