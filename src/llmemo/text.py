@@ -12,6 +12,7 @@ objects).
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -85,6 +86,28 @@ def _take_text(content: Any) -> tuple[str, Any]:
     return "\n".join(texts), rest
 
 
+def _loads(text: str) -> Any:
+    # orjson (usually installed: langsmith requires it) parses ~5x faster; message JSON
+    # holds no integers beyond 64 bits that matter here (they would go to the context
+    # either way, as the same float for the same prompt).
+    fast = _fast_loads()
+    if fast is not None:
+        try:
+            return fast(text)
+        except ValueError:
+            pass  # e.g. lone surrogates: let the stdlib decide
+    return json.loads(text)
+
+
+@functools.cache
+def _fast_loads() -> Any:
+    try:
+        import orjson
+    except ImportError:
+        return None
+    return orjson.loads
+
+
 def split_prompt(prompt: str) -> PromptParts:
     """Split a prompt into the text to embed and the context to match exactly.
 
@@ -100,7 +123,7 @@ def split_prompt(prompt: str) -> PromptParts:
     if not prompt.startswith("[{"):
         return PromptParts(prompt, "")
     try:
-        messages = json.loads(prompt)
+        messages = _loads(prompt)
     except ValueError:
         return PromptParts(prompt, "")
     if not isinstance(messages, list) or not all(_is_serialized_message(m) for m in messages):

@@ -124,3 +124,14 @@ def test_names_and_kwargs_of_the_user_turn_are_context() -> None:
     a = split_prompt(chat(HumanMessage("q", name="alice")))
     b = split_prompt(chat(HumanMessage("q", name="bob")))
     assert a.context != b.context
+
+
+def test_lone_surrogates_and_big_numbers_in_a_chat_are_handled() -> None:
+    parts = split_prompt(
+        chat(SystemMessage("ids: 123456789012345678901234"), HumanMessage("\ud800 x"))
+    )
+    assert parts.text == "\ud800 x"
+    again = split_prompt(
+        chat(SystemMessage("ids: 123456789012345678901234"), HumanMessage("\ud800 x"))
+    )
+    assert again == parts

@@ -195,7 +195,9 @@ class SemanticCache:
         if len(vectors) != 1:
             raise SerializationError(f"embedder returned {len(vectors)} vectors for one text")
         vector = vectors[0]
-        if not vector or not all(math.isfinite(x) for x in vector) or not any(vector):
+        # One pass in C: NaN and infinities make the sum non-finite (so do absurdly large
+        # components, which would overflow the store's float32 anyway).
+        if not vector or not math.isfinite(sum(vector)) or not any(vector):
             raise SerializationError("embedder returned an empty, zero or non-finite vector")
         self.stats.add("embeddings")
         self._memo.put(text, vector)
