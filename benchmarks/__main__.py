@@ -1,45 +1,109 @@
-"""``python -m benchmarks hits [--redis-url URL] [--quick]``: llmemo vs the Redis floor."""
+"""``python -m benchmarks {all,hits,cluster} [--quick] [--redis-url URL]``.
+
+* ``all``: the full suite — llmemo against every alternative and the Redis floor (see
+  :mod:`benchmarks.suite`); writes ``benchmarks/results/<date>-<host>.{md,json}``, PNG
+  charts and its section of ``benchmarks/RESULTS.md``.
+* ``hits``: llmemo's hits against the raw Redis floor only (:mod:`benchmarks.hits`).
+* ``cluster``: the same on a 3-primary Redis Cluster (:mod:`benchmarks.cluster`; a
+  throwaway cluster unless ``--redis-url`` names a node of one).
+* ``faults``: time to miss under Redis faults (:mod:`benchmarks.faults`; always on
+  private loopback servers of its own, ``--redis-url`` does not apply).
+
+Without ``--redis-url`` a throwaway Redis 8 with RediSearch is started (as the tests do,
+from PyPI wheels) on a free loopback port and stopped at the end. ``--quick`` is the CI
+mode: tiny sizes, one round, no files unless ``--out`` is given.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import platform
+import shlex
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+DEFAULT_SIZES = {"hits": "1000,10000", "all": "1000,10000,100000", "cluster": "1200,12000"}
+DEFAULT_ROUNDS = {"hits": 7, "all": 5, "cluster": 7}
+DEFAULT_OPS = {"hits": 300, "all": 200, "cluster": 300}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("suite", choices=["hits"], help="what to measure")
-    parser.add_argument("--redis-url", help="use this server instead of starting one")
-    parser.add_argument("--sizes", default="1000,10000", help="semantic index sizes")
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--ops", type=int, default=300, help="operations per round")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, one round (CI)")
-    args = parser.parse_args(argv)
-    sizes = [int(s) for s in args.sizes.split(",")]
-    rounds, ops = args.rounds, args.ops
-    if args.quick:
-        sizes, rounds, ops = [200], 1, 30
-    out = (
-        None
-        if args.quick
-        else (HERE / "results" / f"{time.strftime('%Y-%m-%d')}-{platform.node()}-hits.md")
-    )
-
-    from benchmarks.hits import run
-
-    if args.redis_url:
-        sys.stdout.write(run(args.redis_url, sizes, rounds, ops, out))
-        return 0
+@contextlib.contextmanager
+def redis_url(given: str | None) -> Iterator[str]:
+    """``given``, or the URL of a throwaway server started here and stopped by its pid."""
+    if given:
+        yield given
+        return
     sys.path.insert(0, str(HERE.parent / "tests"))
     from redis_server import RedisServer
 
     with RedisServer() as server:
-        sys.stdout.write(run(server.url, sizes, rounds, ops, out))
+        yield server.url
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument(
+        "suite", choices=["all", "hits", "cluster", "faults"], help="what to measure"
+    )
+    parser.add_argument("--redis-url", help="use this server instead of starting one")
+    parser.add_argument("--sizes", help="semantic index sizes (all: 1000,10000,100000)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (all: 5, hits: 7)")
+    parser.add_argument("--ops", type=int, help="operations per round (all: 200, hits: 300)")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, one round (CI)")
+    parser.add_argument(
+        "--out", type=Path, help="where reports go (all: benchmarks/results; none in --quick)"
+    )
+    parser.add_argument(
+        "--no-results-md", action="store_true", help="do not update benchmarks/RESULTS.md"
+    )
+    args = parser.parse_args(argv)
+    if args.suite == "faults":
+        from benchmarks import faults
+
+        return faults.main(rounds=args.rounds, quick=args.quick, out=args.out)
+    sizes = [int(s) for s in (args.sizes or DEFAULT_SIZES[args.suite]).split(",")]
+    rounds = args.rounds or DEFAULT_ROUNDS[args.suite]
+    ops = args.ops or DEFAULT_OPS[args.suite]
+
+    if args.suite == "hits":
+        if args.quick:
+            sizes, rounds, ops = [200], 1, 30
+        out = (
+            None
+            if args.quick
+            else (HERE / "results" / f"{time.strftime('%Y-%m-%d')}-{platform.node()}-hits.md")
+        )
+        from benchmarks.hits import run
+
+        with redis_url(args.redis_url) as url:
+            sys.stdout.write(run(url, sizes, rounds, ops, out))
+        return 0
+
+    if args.suite == "cluster":
+        if args.quick:
+            sizes, rounds, ops = [60], 1, 30
+        stamp = f"{time.strftime('%Y-%m-%d')}-{platform.node()}-cluster.md"
+        out = None if args.quick else (args.out or HERE / "results") / stamp
+        from benchmarks import cluster
+
+        with cluster.cluster_url(args.redis_url) as url:
+            sys.stdout.write(cluster.run(url, sizes, rounds, ops, out))
+        return 0
+
+    from benchmarks import suite
+
+    out_dir = args.out if (args.out or args.quick) else HERE / "results"
+    results_md = None if (args.quick or args.no_results_md) else HERE / "RESULTS.md"
+    command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    with redis_url(args.redis_url) as url:
+        settings = suite.Settings.make(
+            url, quick=args.quick, sizes=sizes, rounds=rounds, ops=ops, command=command
+        )
+        sys.stdout.write(suite.run(settings, out_dir, results_md))
     return 0
 
 

@@ -89,3 +89,126 @@ def table(title: str, series: dict[str, Series], floor: str) -> str:
             f"{item.quantile(0.99) / 1000:.1f} | {ratio} |"
         )
     return "\n".join(lines) + "\n"
+
+
+@dataclass
+class Row:
+    """One line of a suite table: a variant's latency and its ratios (JSON-friendly)."""
+
+    name: str
+    floor: str | None
+    median_us: float
+    p90_us: float
+    p99_us: float
+    samples: int
+    x_floor: float | None
+    x_ref: float | None
+
+
+def rows(series: dict[str, Series], ref: str | None = None) -> list[Row]:
+    """Rows for ``series``: each ratio is to the variant's own ``floor`` (a series of the
+    same rounds) and to ``ref`` (e.g. the raw GET), both medians over medians."""
+    out = []
+    for item in series.values():
+        floor = series.get(item.floor) if item.floor else None
+        reference = series.get(ref) if ref else None
+        out.append(
+            Row(
+                name=item.name,
+                floor=item.floor,
+                median_us=item.median / 1000,
+                p90_us=item.quantile(0.9) / 1000,
+                p99_us=item.quantile(0.99) / 1000,
+                samples=len(item.samples),
+                x_floor=item.median / floor.median if floor is not None else None,
+                x_ref=item.median / reference.median if reference is not None else None,
+            )
+        )
+    return out
+
+
+def rows_table(title: str, table_rows: list[Row], ref_label: str | None = None) -> str:
+    """A Markdown table of :func:`rows` (µs; ratios to each row's floor and to ``ref``)."""
+
+    def ratio(value: float | None, is_floor: bool) -> str:
+        if is_floor:
+            return "floor"
+        return "" if value is None else f"{value:.2f}x"
+
+    floors = {r.floor for r in table_rows if r.floor}
+    head = "| variant | median µs | p90 µs | p99 µs | x its floor | floor |"
+    rule = "|---|---:|---:|---:|---:|---|"
+    if ref_label:
+        head += f" x {ref_label} |"
+        rule += "---:|"
+    lines = [f"#### {title}", "", head, rule]
+    for r in table_rows:
+        line = (
+            f"| {r.name} | {r.median_us:,.1f} | {r.p90_us:,.1f} | {r.p99_us:,.1f} | "
+            f"{ratio(r.x_floor, r.name in floors)} | {r.floor or ''} |"
+        )
+        if ref_label:
+            line += f" {ratio(r.x_ref, False)} |"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+async def measure_throughput(
+    variants: dict[str, AsyncOp],
+    concurrencies: list[int],
+    rounds: int,
+    total_ops: dict[str, int] | int | Callable[[str, int], int],
+    after_warmup: Callable[[], object] | None = None,
+    served: dict[str, dict[int, float]] | None = None,
+) -> dict[str, dict[int, float]]:
+    """Operations per second of each variant with ``c`` tasks on the running loop.
+
+    Each run starts ``c`` tasks that share ``total_ops`` operations; every (variant,
+    concurrency) pair runs once per round, interleaved in rotating order; the result is
+    the median rate over rounds. ``served``, if given, receives the share of operations
+    that returned a truthy result (a hit), per variant and concurrency: a cache that
+    fails open under load answers fast with misses, and its rate is not a hit rate.
+    """
+    import asyncio
+
+    pairs = [f"{name}\x00{c}" for name in variants for c in concurrencies]
+    rates: dict[str, list[float]] = {pair: [] for pair in pairs}
+    truthy: dict[str, list[int]] = {pair: [0, 0] for pair in pairs}
+    for op in variants.values():
+        for _ in range(10):
+            await op()
+        # One burst at full width first: connection pools grow to it outside the timing.
+        await asyncio.gather(*(op() for _ in range(max(concurrencies))))
+    if after_warmup is not None:
+        after_warmup()
+    for pair in _schedule(pairs, rounds):
+        name, c_text = pair.split("\x00")
+        op, concurrency = variants[name], int(c_text)
+        if isinstance(total_ops, int):
+            total = total_ops
+        elif isinstance(total_ops, dict):
+            total = total_ops[name]
+        else:
+            total = total_ops(name, concurrency)
+        per_task = max(1, total // concurrency)
+        counts = truthy[pair]
+
+        async def worker(
+            op: AsyncOp = op, count: int = per_task, counts: list[int] = counts
+        ) -> None:
+            for _ in range(count):
+                result = await op()  # awaited first: `+=` would read the count before it
+                counts[0] += bool(result)
+                counts[1] += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        rates[pair].append(per_task * concurrency / (time.perf_counter() - start))
+    out: dict[str, dict[int, float]] = {name: {} for name in variants}
+    for pair, values in rates.items():
+        name, c_text = pair.split("\x00")
+        out[name][int(c_text)] = float(statistics.median(values))
+        if served is not None:
+            hits, done = truthy[pair]
+            served.setdefault(name, {})[int(c_text)] = hits / done if done else 0.0
+    return out

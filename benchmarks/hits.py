@@ -34,12 +34,15 @@ LLM_STRING = (
 )
 
 
-def chat_payload() -> list[Any]:
-    """The value chat models cache: one ChatGeneration, 500-character answer."""
+def chat_payload(variant: int | None = None) -> list[Any]:
+    """The value chat models cache: one ChatGeneration, 500-character answer (``variant``
+    makes the text distinct, same length)."""
     from langchain_core.messages import AIMessage
     from langchain_core.outputs import ChatGeneration
 
     text = ("Paris is the capital and largest city of France. " * 11)[:500]
+    if variant is not None:
+        text = f"[{variant}] {text}"[:500]
     message = AIMessage(
         content=text,
         response_metadata={

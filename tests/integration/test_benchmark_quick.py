@@ -33,3 +33,58 @@ def test_hits_benchmark_quick_mode(redis_url: str) -> None:
         assert title in out
     assert out.count("| floor |") == 4
     assert "llmemo RedisCache.alookup (LangChain)" in out
+
+
+@pytest.mark.redis
+@pytest.mark.redisearch
+@pytest.mark.vectorset
+@pytest.mark.slow
+def test_full_suite_quick_mode(redis_url: str, tmp_path: Path) -> None:
+    """``python -m benchmarks all --quick`` runs every section end to end and writes its
+    report, JSON (and charts when matplotlib is there); alternatives that are not installed
+    are skipped with a note, never an error."""
+    import importlib.util
+    import json
+
+    results_md = ROOT / "benchmarks" / "RESULTS.md"
+    before = results_md.read_text() if results_md.exists() else None
+    command = ["-m", "benchmarks", "all", "--quick", "--redis-url", redis_url]
+    result = subprocess.run(
+        [sys.executable, *command, "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    out = result.stdout
+    for title in (
+        "Targets of issue 6",
+        "Exact lookup, async",
+        "Exact lookup, sync (no event loop)",
+        "Exact update, async",
+        "Exact hit throughput",
+        "Semantic hit, 100 entries, embedding excluded",
+        "Semantic hit, 300 entries, embedding excluded",
+        "Semantic hit with a 20 ms embedder",
+        "Round trips and server time per operation",
+        "Memory per entry",
+        "Import time",
+    ):
+        assert title in out, title
+    assert "| llmemo RedisCache.alookup hit |" in out
+    assert "| raw FT.SEARCH KNN, llmemo HNSW index |" in out
+    assert "| `import llmemo` |" in out
+    for module, name in (("langchain_redis", "langchain-redis"), ("gptcache", "GPTCache")):
+        if importlib.util.find_spec(module) is None:
+            assert f"{name} skipped: not installed" in out
+    (report,) = tmp_path.glob("*.md")
+    assert report.read_text() == out
+    (data_file,) = tmp_path.glob("*.json")
+    data = json.loads(data_file.read_text())
+    assert {t["target"] for t in data["targets"]} >= {"exact hit, async", "import llmemo"}
+    assert data["round_trips"] and data["memory"] and data["imports"]
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert len(list(tmp_path.glob("*.png"))) == 3
+    after = results_md.read_text() if results_md.exists() else None
+    assert after == before, "--quick must not touch RESULTS.md"
