@@ -1,5 +1,9 @@
 """The ``llmemo`` command: ``demo``, and ``stats``/``clear`` for a cache on Redis.
 
+With ``--cluster`` the URL names one startup node of a Redis Cluster: keys are scanned on
+every primary, deleted one hash slot at a time, and the cache's RediSearch indexes are
+the per-primary ``<root>:v1:ix:{tag}`` ones (see ``docs/cluster.md``).
+
 Exit codes: 0 success; 1 a runtime error (server unreachable, no such cache, a Redis
 error, a missing optional dependency, a declined confirmation); 2 a usage error (bad
 option, malformed URL, ``clear`` without ``--yes`` and without a terminal to ask on).
@@ -198,8 +202,9 @@ def _target_from_args(args: argparse.Namespace) -> _Target:
 # -- Redis ---------------------------------------------------------------------------------
 
 
-def _connect(url: str, timeout: float) -> redis.Redis:
-    """A sync client for ``url`` that has answered PING.
+def _connect(url: str, timeout: float, *, cluster: bool = False) -> redis.Redis:
+    """A sync client for ``url`` that has answered PING (a ``redis.RedisCluster`` that
+    has fetched the topology when ``cluster``).
 
     Raises:
         _UsageError: malformed URL.
@@ -209,6 +214,8 @@ def _connect(url: str, timeout: float) -> redis.Redis:
 
     from llmemo.stores.redis._errors import map_redis_errors
 
+    if cluster:
+        return _connect_cluster(url, timeout)
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
     except ValueError as exc:
@@ -225,6 +232,49 @@ def _connect(url: str, timeout: float) -> redis.Redis:
         client.close()
         raise
     return client
+
+
+def _connect_cluster(url: str, timeout: float) -> redis.Redis:
+    import redis
+
+    from llmemo.stores.redis._errors import map_redis_errors
+
+    try:
+        with map_redis_errors("cluster topology"):
+            # Connects to the startup node and fetches the slot map (CLUSTER SLOTS).
+            client = redis.RedisCluster.from_url(
+                url, socket_connect_timeout=timeout, socket_timeout=timeout
+            )
+    except ValueError as exc:
+        raise _UsageError(f"--redis-url {redact_url(url)!r} is not a Redis URL: {exc}") from exc
+    except BackendError as exc:
+        raise type(exc)(
+            f"cannot reach Redis Cluster at {redact_url(url)}: {exc.__cause__ or exc}"
+        ) from exc
+    # Typed as the standalone client: the commands used here have the same signatures,
+    # and the cluster-only paths check _is_cluster() first.
+    return client  # type: ignore[return-value]
+
+
+def _is_cluster(client: object) -> bool:
+    import redis
+
+    return isinstance(client, redis.RedisCluster)
+
+
+def _shards(client: redis.Redis) -> list[tuple[str | None, redis.Redis]]:
+    """``(node name, client)`` of every shard: the server itself (name ``None``), or one
+    direct client per primary of a cluster (commands sent to it reach that primary)."""
+    if not _is_cluster(client):
+        return [(None, client)]
+    from llmemo.stores.redis._errors import map_redis_errors
+
+    cluster: Any = client
+    with map_redis_errors("cluster topology"):
+        return [
+            (node.name, cluster.get_redis_connection(node))
+            for node in sorted(cluster.get_primaries(), key=lambda n: n.name)
+        ]
 
 
 @dataclass
@@ -252,22 +302,26 @@ def _iter_keys(client: redis.Redis, target: _Target, progress: Progress) -> Iter
     not be seen), reporting progress after each SCAN call once the work is slow."""
     from llmemo.stores.redis._errors import map_redis_errors
 
+    shards = [shard for _, shard in _shards(client)]  # every primary of a cluster
     with map_redis_errors("DBSIZE"):
-        keyspace = int(client.dbsize())
-    cursor: int = 0
+        keyspace = sum(int(shard.dbsize()) for shard in shards)
     visited = found = 0
-    while True:
-        with map_redis_errors("SCAN"):
-            cursor, batch = client.scan(cursor=cursor, match=target.pattern, count=_SCAN_COUNT)
-        visited += _SCAN_COUNT
-        for key in batch:
-            if isinstance(key, bytes) and target.classify(key) is not None:
-                found += 1
-                yield key
-        if cursor == 0:
-            return
-        share = min(99, 100 * visited // max(keyspace, 1))
-        progress.update(f"{found:,} keys found, about {share}% of {keyspace:,} keys scanned")
+    for number, shard in enumerate(shards, 1):
+        cursor: int = 0
+        while True:
+            with map_redis_errors("SCAN"):
+                cursor, batch = shard.scan(cursor=cursor, match=target.pattern, count=_SCAN_COUNT)
+            visited += _SCAN_COUNT
+            for key in batch:
+                if isinstance(key, bytes) and target.classify(key) is not None:
+                    found += 1
+                    yield key
+            if cursor == 0 and number == len(shards):
+                return
+            if cursor == 0:
+                break
+            share = min(99, 100 * visited // max(keyspace, 1))
+            progress.update(f"{found:,} keys found, about {share}% of {keyspace:,} keys scanned")
 
 
 def _scan(
@@ -303,16 +357,85 @@ def _memory_usage(client: redis.Redis, sample: list[bytes]) -> tuple[int, int]:
     total = measured = 0
     for start in range(0, len(sample), _BATCH):
         with map_redis_errors("MEMORY USAGE"):
-            pipe = client.pipeline(transaction=False)
-            for key in sample[start : start + _BATCH]:
-                pipe.memory_usage(key)
-            for used in pipe.execute():
-                if used is not None:
-                    total += int(used)
-                    measured += 1
+            for shard, keys_there in _route(client, sample[start : start + _BATCH]):
+                pipe = shard.pipeline(transaction=False)
+                for key in keys_there:
+                    pipe.memory_usage(key)
+                for used in pipe.execute():
+                    if used is not None:
+                        total += int(used)
+                        measured += 1
         progress.update(f"{start + _BATCH:,} of {len(sample):,} keys")
     progress.done(f"{measured:,} keys")
     return total, measured
+
+
+def _route(client: redis.Redis, keys: list[bytes]) -> list[tuple[redis.Redis, list[bytes]]]:
+    """``keys`` grouped by the shard that holds them (per a cluster's slot map): one
+    group, the server itself, when not a cluster. Raises the driver's errors."""
+    if not _is_cluster(client):
+        return [(client, keys)] if keys else []
+    cluster: Any = client
+    groups: dict[str, tuple[redis.Redis, list[bytes]]] = {}
+    for key in keys:
+        node = cluster.get_node_from_key(key)
+        group = groups.get(node.name)
+        if group is None:
+            group = groups[node.name] = (cluster.get_redis_connection(node), [])
+        group[1].append(key)
+    return list(groups.values())
+
+
+@dataclass
+class _Indexes:
+    """The RediSearch index(es) of a cache.
+
+    Attributes:
+        docs: ``num_docs`` summed over them; ``None`` when there is none;
+            ``"unavailable"`` when the server has no RediSearch.
+        found: ``(shard client, index name)`` of each, for ``FT.DROPINDEX``.
+        label: How messages name them.
+    """
+
+    docs: int | str | None
+    found: list[tuple[redis.Redis, str]]
+    label: str
+
+
+def _find_indexes(client: redis.Redis, root: str) -> _Indexes:
+    """The cache's index: named ``root`` on a server; on a cluster, the indexes named
+    ``<root>:v1:ix:{tag}`` that each primary lists (``FT._LIST``) and owns the name's
+    slot of (``FT.INFO`` is sent to that primary)."""
+    if not _is_cluster(client):
+        docs = _index_docs(client, root)
+        return _Indexes(docs, [(client, root)] if isinstance(docs, int) else [], repr(root))
+    from llmemo.errors import CapabilityError
+    from llmemo.stores.redis._errors import map_redis_errors
+
+    cluster: Any = client
+    head = f"{root}:{keys.KEY_SCHEMA}:ix:{{"
+    found: list[tuple[redis.Redis, str]] = []
+    total = 0
+    for node_name, shard in _shards(client):
+        try:
+            with map_redis_errors("FT._LIST"):
+                reply = shard.execute_command("FT._LIST")  # type: ignore[no-untyped-call]
+        except CapabilityError:
+            return _Indexes("unavailable", [], f"'{head}...}}'")
+        for item in reply or ():
+            name = item.decode() if isinstance(item, bytes) else str(item)
+            if not (name.startswith(head) and name.endswith("}")):
+                continue
+            with map_redis_errors("cluster routing"):
+                owner = cluster.get_node_from_key(name)
+            if owner is None or owner.name != node_name:
+                continue  # its name's slot moved away: not addressable there
+            docs = _index_docs(shard, name)
+            if isinstance(docs, int):
+                found.append((shard, name))
+                total += docs
+    label = f"'{head}...}}'" + (f" (one per primary, {len(found)})" if found else "")
+    return _Indexes(total if found else None, found, label)
 
 
 def _index_docs(client: redis.Redis, name: str) -> int | str | None:
@@ -347,13 +470,15 @@ def _index_docs(client: redis.Redis, name: str) -> int | str | None:
     return 0
 
 
-def _describe_target(target: _Target, url: str) -> str:
+def _describe_target(target: _Target, url: str, *, cluster: bool = False) -> str:
     kinds = {"all": "", "exact": " (exact entries only)", "semantic": " (semantic entries only)"}
-    return f"cache {target.root!r}{kinds[target.kind]} on {redact_url(url)}"
+    where = " (Redis Cluster)" if cluster else ""
+    return f"cache {target.root!r}{kinds[target.kind]} on {redact_url(url)}{where}"
 
 
-def _unknown(target: _Target, url: str) -> LlmemoError:
-    index = f", no RediSearch index {target.root!r}" if target.semantic else ""
+def _unknown(target: _Target, url: str, indexes: _Indexes | None = None) -> LlmemoError:
+    label = indexes.label if indexes is not None else repr(target.root)
+    index = f", no RediSearch index {label}" if target.semantic else ""
     return LlmemoError(
         f"no llmemo cache {target.root!r} on {redact_url(url)}: no keys matching "
         f"{target.pattern}{index} (check --prefix/--name)"
@@ -393,15 +518,16 @@ def _print_counters(client: Any, root: str, out: Any) -> None:
 
 def _cmd_stats(args: argparse.Namespace) -> int:
     target = _target_from_args(args)
-    client = _connect(args.redis_url, args.timeout)
+    client = _connect(args.redis_url, args.timeout, cluster=args.cluster)
     try:
         found = _scan(client, target, sample_size=args.sample)
-        docs = _index_docs(client, target.root) if target.semantic else None
+        indexes = _find_indexes(client, target.root) if target.semantic else None
+        docs = indexes.docs if indexes is not None else None
         if found.total == 0 and not isinstance(docs, int):
-            raise _unknown(target, args.redis_url)
+            raise _unknown(target, args.redis_url, indexes)
         out = sys.stdout
         counts = found.counts
-        print(_describe_target(target, args.redis_url), file=out)
+        print(_describe_target(target, args.redis_url, cluster=args.cluster), file=out)
         print(f"  keys:        {found.total:,} matching {target.pattern}", file=out)
         print(f"  entries:     {found.entries:,}", file=out)
         if target.kind != "semantic":
@@ -428,13 +554,13 @@ def _cmd_stats(args: argparse.Namespace) -> int:
                 f"sampled keys of {found.total:,})",
                 file=out,
             )
-        if target.semantic:
+        if indexes is not None:
             if docs == "unavailable":
                 print("  index:       none (server has no RediSearch)", file=out)
             elif docs is None:
-                print(f"  index:       no RediSearch index {target.root!r}", file=out)
+                print(f"  index:       no RediSearch index {indexes.label}", file=out)
             else:
-                print(f"  index:       RediSearch {target.root!r}, {docs:,} documents", file=out)
+                print(f"  index:       RediSearch {indexes.label}, {docs:,} documents", file=out)
         _print_counters(client, target.root, out)
     finally:
         client.close()
@@ -453,25 +579,30 @@ def _cmd_clear(args: argparse.Namespace) -> int:
         raise _UsageError(
             "refusing to delete without confirmation: standard input is not a terminal (pass --yes)"
         )
-    client = _connect(args.redis_url, args.timeout)
+    client = _connect(args.redis_url, args.timeout, cluster=args.cluster)
     try:
         found = _scan(client, target, sample_size=0)
-        docs = _index_docs(client, target.root) if target.semantic else None
+        indexes = _find_indexes(client, target.root) if target.semantic else None
+        docs = indexes.docs if indexes is not None else None
         if found.total == 0 and not isinstance(docs, int):
-            raise _unknown(target, args.redis_url)
-        drop = args.drop_index and isinstance(docs, int)
+            raise _unknown(target, args.redis_url, indexes)
+        drop = args.drop_index and indexes is not None and bool(indexes.found)
+        described = _describe_target(target, args.redis_url, cluster=args.cluster)
         what = f"{found.entries:,} entries ({found.total:,} keys)"
         if drop:
-            what += f" and the RediSearch index {target.root!r}"
-        if not args.yes and not _confirm(
-            f"delete {what} of {_describe_target(target, args.redis_url)}?"
-        ):
+            assert indexes is not None
+            what += f" and the RediSearch index {indexes.label}"
+        if not args.yes and not _confirm(f"delete {what} of {described}?"):
             print("aborted: nothing deleted", file=sys.stderr)
             return EXIT_ERROR
         removed = _unlink_all(client, target)
-        dropped = drop and _drop_index(client, target.root)
-        suffix = f"; dropped RediSearch index {target.root!r}" if dropped else ""
-        print(f"deleted {removed:,} keys of {_describe_target(target, args.redis_url)}{suffix}")
+        suffix = ""
+        if drop:
+            assert indexes is not None
+            for shard, name in indexes.found:
+                _drop_index(shard, name)
+            suffix = f"; dropped RediSearch index {indexes.label}"
+        print(f"deleted {removed:,} keys of {described}{suffix}")
     finally:
         client.close()
     return EXIT_OK
@@ -487,13 +618,28 @@ def _unlink_all(client: redis.Redis, target: _Target) -> int:
         for key in _iter_keys(client, target, progress):
             batch.append(key)
             if len(batch) >= _BATCH:
-                removed += int(client.unlink(*batch))
+                removed += _unlink(client, batch)
                 batch.clear()
                 progress.update(f"{removed:,} deleted")
         if batch:
-            removed += int(client.unlink(*batch))
+            removed += _unlink(client, batch)
     progress.done(f"{removed:,} deleted")
     return removed
+
+
+def _unlink(client: redis.Redis, batch: list[bytes]) -> int:
+    """UNLINK ``batch``; on a cluster one command per hash slot (a multi-key command
+    across slots fails), all of them in one pipeline (a round trip per primary)."""
+    if not _is_cluster(client):
+        return int(client.unlink(*batch))
+    cluster: Any = client
+    slots: dict[int, list[bytes]] = {}
+    for key in batch:
+        slots.setdefault(cluster.keyslot(key), []).append(key)
+    pipe = cluster.pipeline()
+    for keys_in_slot in slots.values():
+        pipe.execute_command("UNLINK", *keys_in_slot)
+    return sum(int(n) for n in pipe.execute())
 
 
 def _drop_index(client: redis.Redis, name: str) -> bool:
@@ -546,6 +692,12 @@ def _add_target_arguments(parser: argparse.ArgumentParser) -> None:
         default=10.0,
         metavar="SECONDS",
         help="connect and command timeout (default %(default)s)",
+    )
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="URL names one node of a Redis Cluster: scan every primary, delete one hash "
+        "slot at a time, and use the per-primary RediSearch indexes",
     )
 
 

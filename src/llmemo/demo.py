@@ -3,10 +3,11 @@
 The walk-through of LangChain's Redis caching notebook, in its order: an exact cache, a
 semantic cache (a paraphrase is served, a different question is not), a short TTL, and a
 custom semantic cache with its own name, threshold and TTL. In process memory by default;
-``--redis-url`` runs the same steps on Redis. The embeddings are the real local
-all-MiniLM-L6-v2 model (:class:`~llmemo.local.LocalEmbeddings`). The chat model is OpenAI's
-when ``OPENAI_API_KEY`` is set and ``langchain-openai`` is installed, otherwise a local
-stand-in with a simulated latency, labelled as such. Cache timings are always real.
+``--redis-url`` runs the same steps on Redis (with ``--cluster``, on a Redis Cluster). The
+embeddings are the real local all-MiniLM-L6-v2 model (:class:`~llmemo.local.LocalEmbeddings`).
+The chat model is OpenAI's when ``OPENAI_API_KEY`` is set and ``langchain-openai`` is
+installed, otherwise a local stand-in with a simulated latency, labelled as such. Cache
+timings are always real.
 
 Every call prints one line that starts with ``[model call]`` or ``[served from cache]``;
 the demo removes everything it wrote (on Redis: the keys under its own random prefix and
@@ -114,6 +115,7 @@ class DemoOptions:
         llm: ``"auto"`` (OpenAI when configured, else simulated), ``"openai"`` or
             ``"simulated"``.
         openai_model: OpenAI chat model name, when OpenAI is used.
+        cluster: ``redis_url`` names one node of a Redis Cluster.
     """
 
     redis_url: str | None = None
@@ -125,8 +127,11 @@ class DemoOptions:
     latency: float = DEFAULT_LATENCY
     llm: str = "auto"
     openai_model: str = DEFAULT_OPENAI_MODEL
+    cluster: bool = False
 
     def __post_init__(self) -> None:
+        if self.cluster and self.redis_url is None:
+            raise ConfigurationError("--cluster needs --redis-url (a node of the cluster)")
         validate_distance_threshold(self.distance_threshold, parameter="--distance-threshold")
         validate_distance_threshold(
             self.custom_distance_threshold, parameter="--custom-distance-threshold"
@@ -294,13 +299,25 @@ def _ms(seconds: float) -> str:
 # -- Redis bookkeeping -------------------------------------------------------------------
 
 
+def _cluster_arg(cluster: bool) -> str:
+    return ", cluster=True" if cluster else ""
+
+
 class _RedisHousekeeping:
-    """The demo's own view of the server: reachability, key counts, indexes it created."""
+    """The demo's own view of the server: reachability, key counts, indexes it created.
+
+    On a cluster (``client`` a ``redis.asyncio.cluster.RedisCluster``) keys are counted on
+    every primary and indexes are listed and dropped on each primary (a cache keeps one
+    RediSearch index per primary); an index is then ``(primary name, index name)``.
+    """
 
     def __init__(self, client: Redis, prefix: str) -> None:
+        from redis.asyncio.cluster import RedisCluster
+
         self.client = client
         self.prefix = prefix
-        self.indexes_before: set[str] | None = None
+        self.cluster: Any = client if isinstance(client, RedisCluster) else None
+        self.indexes_before: set[tuple[str | None, str]] | None = None
 
     async def check(self, url: str) -> None:
         """PING the server.
@@ -312,6 +329,9 @@ class _RedisHousekeeping:
         from llmemo.stores.redis._errors import map_redis_errors
 
         try:
+            if self.cluster is not None:
+                with map_redis_errors("cluster topology"):
+                    await self.cluster.initialize()
             with map_redis_errors("PING"):
                 await self.client.ping()
         except BackendUnavailableError as exc:
@@ -323,22 +343,47 @@ class _RedisHousekeeping:
         from llmemo.stores.redis._errors import map_redis_errors
 
         count = 0
+        match = f"{self.prefix}:*"
         with map_redis_errors("SCAN"):
-            async for _ in self.client.scan_iter(match=f"{self.prefix}:*", count=1000):
-                count += 1
+            if self.cluster is None:
+                async for _ in self.client.scan_iter(match=match, count=1000):
+                    count += 1
+                return count
+            for node in self.cluster.get_primaries():
+                cursor = 0
+                while True:
+                    cursors, batch = await self.cluster.scan(
+                        cursor=cursor, match=match, count=1000, target_nodes=node
+                    )
+                    count += len(batch)
+                    cursor = int(cursors[node.name])
+                    if cursor == 0:
+                        break
         return count
 
-    async def indexes(self) -> set[str] | None:
-        """RediSearch index names, or ``None`` without RediSearch."""
+    async def indexes(self) -> set[tuple[str | None, str]] | None:
+        """``(primary name or None, index name)`` of the RediSearch indexes, or ``None``
+        without RediSearch."""
         from llmemo.errors import CapabilityError
         from llmemo.stores.redis._errors import map_redis_errors
 
-        try:
-            with map_redis_errors("FT._LIST"):
-                names = await self.client.execute_command("FT._LIST")  # type: ignore[no-untyped-call]
-        except CapabilityError:
-            return None
-        return {n.decode() if isinstance(n, bytes) else str(n) for n in names}
+        found: set[tuple[str | None, str]] = set()
+        nodes = [None] if self.cluster is None else self.cluster.get_primaries()
+        for node in nodes:
+            try:
+                with map_redis_errors("FT._LIST"):
+                    names = await self._on(node, "FT._LIST")
+            except CapabilityError:
+                return None
+            for n in names:
+                found.add((node and node.name, n.decode() if isinstance(n, bytes) else str(n)))
+        return found
+
+    async def _on(self, node: Any, *args: Any) -> Any:
+        """Send a command to the server, or to ``node`` (a cluster primary)."""
+        if node is None:
+            return await self.client.execute_command(*args)  # type: ignore[no-untyped-call]
+        return await self.cluster.execute_command(*args, target_nodes=node)
 
     async def drop_new_indexes(self) -> list[str]:
         """Drop the indexes under the demo's prefix that did not exist before it ran."""
@@ -349,13 +394,12 @@ class _RedisHousekeeping:
             return []
         before = self.indexes_before or set()
         dropped = []
-        for name in sorted(now - before):
+        for node_name, name in sorted(now - before, key=lambda item: (item[1], item[0] or "")):
             if name.startswith(f"{self.prefix}:"):
+                node = None if node_name is None else self.cluster.get_node(node_name=node_name)
                 with map_redis_errors("FT.DROPINDEX"):
-                    await self.client.execute_command(  # type: ignore[no-untyped-call]
-                        "FT.DROPINDEX", name
-                    )
-                dropped.append(name)
+                    await self._on(node, "FT.DROPINDEX", name)
+                dropped.append(name if node_name is None else f"{name} on {node_name}")
         return dropped
 
 
@@ -398,8 +442,10 @@ class _Demo:
         if url is None:
             code = f"InMemoryCache(ttl={ttl!r}, namespace={prefix!r})"
             return self._track(InMemoryCache(ttl=ttl, namespace=prefix)), code
-        code = f"RedisCache(redis_url=..., ttl={ttl!r}, prefix={prefix!r})"
-        return self._track(RedisCache(redis_url=url, ttl=ttl, prefix=prefix)), code
+        cluster = self.options.cluster
+        code = f"RedisCache(redis_url=..., ttl={ttl!r}, prefix={prefix!r}{_cluster_arg(cluster)})"
+        cache = RedisCache(redis_url=url, ttl=ttl, prefix=prefix, cluster=cluster)
+        return self._track(cache), code
 
     def semantic_cache(
         self, name: str, threshold: float, ttl: float | None
@@ -421,7 +467,7 @@ class _Demo:
         code = (
             f"RedisSemanticCache(embeddings, redis_url=..., name={name!r}, "
             f"prefix={self.prefix!r}, distance_threshold={threshold}, ttl={ttl!r}, "
-            f"vector_backend={backend!r})"
+            f"vector_backend={backend!r}{_cluster_arg(self.options.cluster)})"
         )
         cache = RedisSemanticCache(
             self.embeddings,
@@ -431,6 +477,7 @@ class _Demo:
             name=name,
             prefix=self.prefix,
             vector_backend=backend,  # type: ignore[arg-type]
+            cluster=self.options.cluster,
         )
         return self._track(cache), code
 
@@ -632,7 +679,7 @@ async def run_demo(
     housekeeping: _RedisHousekeeping | None = None
     client: Redis | None = None
     if options.redis_url is not None:
-        client = await _connect(options.redis_url)
+        client = await _connect(options.redis_url, cluster=options.cluster)
         housekeeping = _RedisHousekeeping(client, demo.prefix)
     previous_cache = get_llm_cache()
     try:
@@ -640,7 +687,8 @@ async def run_demo(
             await housekeeping.check(options.redis_url or "")
             housekeeping.indexes_before = await housekeeping.indexes()
             before = await housekeeping.count_keys()
-            where = f"Redis at {redact_url(options.redis_url or '')}"
+            kind = "Redis Cluster" if options.cluster else "Redis"
+            where = f"{kind} at {redact_url(options.redis_url or '')}"
         else:
             where = "process memory (no server)"
         demo.say(f"llmemo demo: caches in {where}")
@@ -675,11 +723,16 @@ async def run_demo(
             await client.aclose()
 
 
-async def _connect(url: str) -> Redis:
+async def _connect(url: str, *, cluster: bool = False) -> Redis:
     import redis.asyncio as aioredis
+    from redis.asyncio.cluster import RedisCluster
 
+    timeouts: dict[str, Any] = {"socket_connect_timeout": 5.0, "socket_timeout": 30.0}
     try:
-        return aioredis.Redis.from_url(url, socket_connect_timeout=5.0, socket_timeout=30.0)
+        if cluster:  # connects on first use (check())
+            client: Any = RedisCluster.from_url(url, **timeouts)
+            return client  # type: ignore[no-any-return]
+        return aioredis.Redis.from_url(url, **timeouts)
     except ValueError as exc:
         raise ConfigurationError(f"--redis-url is not a valid Redis URL: {exc}") from exc
 
@@ -755,6 +808,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="OpenAI chat model when OpenAI is used (default %(default)s)",
     )
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="--redis-url names one node of a Redis Cluster (keys are counted and the "
+        "demo's RediSearch indexes dropped on every primary)",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> DemoOptions:
@@ -773,6 +832,7 @@ def options_from_args(args: argparse.Namespace) -> DemoOptions:
         latency=args.latency,
         llm=args.llm,
         openai_model=args.openai_model,
+        cluster=args.cluster,
     )
 
 
