@@ -85,10 +85,25 @@ async def _run_closers(loop: asyncio.AbstractEventLoop) -> None:
 def _shutdown_loop(loop: asyncio.AbstractEventLoop) -> None:
     if loop.is_closed() or loop.is_running():
         return
-    with contextlib.suppress(Exception):
-        loop.run_until_complete(_run_closers(loop))
-        loop.run_until_complete(loop.shutdown_asyncgens())
+    # The finalizer may run (garbage collection) in a thread that is running another
+    # loop, where run_until_complete is impossible: then only close this loop.
+    if _loop_running_here():
+        loop.close()
+        return
+    for step in (_run_closers(loop), loop.shutdown_asyncgens()):
+        try:
+            loop.run_until_complete(step)
+        except Exception:
+            step.close()  # never leave a coroutine unawaited (it would warn at GC)
     loop.close()
+
+
+def _loop_running_here() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 class _ThreadLoop:
