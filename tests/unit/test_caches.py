@@ -354,3 +354,18 @@ async def test_concurrent_misses_of_one_text_embed_once() -> None:
     results = await asyncio.gather(*(cache.alookup(FRANCE, LLM) for _ in range(50)))
     assert results == [None] * 50
     assert embeddings.calls == [FRANCE]
+
+
+async def test_a_vector_of_another_dimension_is_a_miss_at_lookup_and_an_error_at_write() -> None:
+    class Shorter(AsyncConceptEmbeddings):
+        async def aembed_query(self, text: str) -> list[float]:
+            return (await super().aembed_query(text))[:8]
+
+    store = MemoryVectorStore()
+    writer = SemanticCache(store, LangChainEmbedder(AsyncConceptEmbeddings()))
+    await writer.aupdate(FRANCE, LLM, "Paris")
+    reader = SemanticCache(store, LangChainEmbedder(Shorter()))
+    assert await reader.alookup(FRANCE_PARAPHRASE, LLM) is None
+    assert reader.stats.embedder_errors == 1
+    with pytest.raises(ConfigurationError, match="dimension"):
+        await reader.aupdate(BREAD, LLM, "Knead")

@@ -215,6 +215,12 @@ class SemanticCache:
             # Another Redis type under our partition's key: bad stored data, not an outage.
             self.runtime.stats.add("decode_errors")
             return []
+        except ConfigurationError:
+            # The embedder's vector does not fit the store (e.g. another dimension after a
+            # change of embedding model): bad input at lookup time is a miss, counted.
+            # Writes still raise, naming the problem, and store nothing.
+            self.runtime.stats.add("embedder_errors")
+            return []
 
     async def _get(self, partition: str, entry_id: str) -> bytes | None:
         try:
