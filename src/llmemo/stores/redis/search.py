@@ -30,6 +30,7 @@ a partition's entries share its slot). Still one round trip per search.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -856,12 +857,9 @@ class RedisSearchVectorStore:
     ) -> list[VectorMatch]:
         """:meth:`_knn` through the cluster search script (one ``EVALSHA``)."""
         id_start = len(self._key_root) + len(partition) + 3  # root + "{" + p + "}:"
-        query = self._args_for(k)[0][0]
-        want = k
-        matches: list[VectorMatch] = []
-        for _ in range(_MAX_SEARCH_ATTEMPTS):
-            if want != k:
-                query = self._args_for(want)[0][0]
+
+        async def fetch(want: int) -> _Page:
+            query = self._args_for(want)[0][0]
             args = (index, query, partition, blob, want)
             try:
                 reply = await run_script(
@@ -873,11 +871,9 @@ class RedisSearchVectorStore:
                 raise _search_error(exc, "FT.SEARCH") from exc
             except DRIVER_ERRORS as exc:
                 raise translate(exc, "FT.SEARCH") from exc
-            matches, rows, skipped, beyond = _parse_script_reply(reply, id_start, max_distance)
-            if not skipped or beyond or len(matches) >= k or rows < want:
-                return matches[:k]
-            want = max(want * 2, k + skipped)
-        return matches[:k]
+            return _parse_script_reply(reply, id_start, max_distance)
+
+        return await _until_enough(fetch, k)
 
     async def _knn(
         self,
@@ -894,8 +890,8 @@ class RedisSearchVectorStore:
             _MissingIndex: The index does not exist (there).
         """
         id_start = len(self._key_root) + len(partition) + 3  # root + "{" + p + "}:"
-        want = k
-        for _ in range(_MAX_SEARCH_ATTEMPTS):
+
+        async def fetch(want: int) -> _Page:
             head, tail = self._args_for(want)
             try:
                 reply = await self._ft(
@@ -907,13 +903,9 @@ class RedisSearchVectorStore:
                 raise _search_error(exc, "FT.SEARCH") from exc
             except DRIVER_ERRORS as exc:
                 raise translate(exc, "FT.SEARCH") from exc
-            matches, rows, skipped, beyond = _parse_search(reply, id_start, max_distance)
-            if not skipped or beyond or len(matches) >= k or rows < want:
-                return matches[:k]
-            # Expired-but-unreclaimed documents took places in the top `want`: ask for
-            # enough more rows to cover them.
-            want = max(want * 2, k + skipped)
-        return matches[:k]
+            return _parse_search(reply, id_start, max_distance)
+
+        return await _until_enough(fetch, k)
 
     async def delete(self, partition: str, entry_id: str) -> bool:
         """Remove one entry (one ``UNLINK``); return whether it existed."""
@@ -1022,3 +1014,21 @@ def _parse_search(
         distance = 0.0 if distance < 0.0 else (2.0 if distance > 2.0 else distance)
         matches.append(VectorMatch(doc_id[id_start:].decode(), distance, payload))
     return matches, rows, skipped, False
+
+
+#: One page of KNN rows: (matches, rows returned, expired rows skipped, rows beyond the
+#: distance bound seen).
+_Page = tuple[list[VectorMatch], int, int, bool]
+
+
+async def _until_enough(fetch: Callable[[int], Awaitable[_Page]], k: int) -> list[VectorMatch]:
+    """Fetch the ``k`` nearest rows, asking for more only when expired-but-unreclaimed
+    documents took places among them (at most ``_MAX_SEARCH_ATTEMPTS`` requests)."""
+    want = k
+    matches: list[VectorMatch] = []
+    for _ in range(_MAX_SEARCH_ATTEMPTS):
+        matches, rows, skipped, beyond = await fetch(want)
+        if not skipped or beyond or len(matches) >= k or rows < want:
+            return matches[:k]
+        want = max(want * 2, k + skipped)
+    return matches[:k]
