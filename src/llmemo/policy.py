@@ -195,13 +195,38 @@ class Guard:
         self.kind = kind
         self.stats = stats
         self.breaker = Breaker(policy.breaker_threshold, policy.breaker_reset, clock)
+        self._threshold = policy.breaker_threshold
+        self._reset = policy.breaker_reset
+        self._scoped: dict[str, Breaker] = {}
         self._timeout = policy.operation_timeout if kind == "store" else policy.embed_timeout
         self._clock = clock
         self._last_warning: dict[str, float] = {}
         self._warn_lock = threading.Lock()
 
-    async def call(self, operation: str, action: Callable[[], Awaitable[T]], fallback: T) -> T:
-        """Await ``action()`` under the budget and the breaker.
+    def breaker_for(self, scope: str | None) -> Breaker:
+        """The breaker of ``scope`` (e.g. one Redis Cluster node), made on first use; the
+        guard's own :attr:`breaker` for ``None``."""
+        if scope is None:
+            return self.breaker
+        breaker = self._scoped.get(scope)
+        if breaker is None:
+            with self._warn_lock:
+                breaker = self._scoped.setdefault(
+                    scope, Breaker(self._threshold, self._reset, self._clock)
+                )
+        return breaker
+
+    async def call(
+        self,
+        operation: str,
+        action: Callable[[], Awaitable[T]],
+        fallback: T,
+        scope: str | None = None,
+    ) -> T:
+        """Await ``action()`` under the budget and the breaker of ``scope``.
+
+        ``scope`` names the part of the backend the call goes to (a cluster node), so that
+        a failing node opens only its own circuit; ``None`` is the whole backend.
 
         Returns:
             The action's result, or ``fallback`` when the call failed or was skipped and
@@ -210,7 +235,8 @@ class Guard:
         Raises:
             BackendError: a failure (or an open circuit) with ``errors="raise"``.
         """
-        if not self.breaker.allow():
+        breaker = self.breaker if scope is None else self.breaker_for(scope)
+        if not breaker.allow():
             self.stats.add("breaker_skips")
             if self.policy.errors == "raise":
                 raise BackendUnavailableError(
@@ -234,20 +260,27 @@ class Guard:
                     f"{self.kind} {operation} exceeded its {self._timeout} s budget"
                 )
             )
-            return self._failed(operation, error, exc, fallback)
+            return self._failed(operation, error, exc, fallback, breaker)
         except BackendError as exc:
-            return self._failed(operation, exc, exc, fallback)
+            return self._failed(operation, exc, exc, fallback, breaker)
         except Exception as exc:
             if self.kind != "embedder":
                 raise  # a bug or a caller error, not a backend failure
             failure = BackendError(f"embedder failed: {type(exc).__name__}: {exc}")
-            return self._failed(operation, failure, exc, fallback)
-        if self.breaker.success():
+            return self._failed(operation, failure, exc, fallback, breaker)
+        if breaker.success():
             self.stats.add("breaker_closes")
             logger.warning("llmemo: %s is back; circuit closed", self.kind)
         return result
 
-    def _failed(self, operation: str, error: BackendError, cause: BaseException, fallback: T) -> T:
+    def _failed(
+        self,
+        operation: str,
+        error: BackendError,
+        cause: BaseException,
+        fallback: T,
+        breaker: Breaker,
+    ) -> T:
         kind = (
             "timeout"
             if isinstance(error, BackendTimeoutError)
@@ -256,7 +289,7 @@ class Guard:
             else "backend"
         )
         self.stats.add("embedder_errors" if self.kind == "embedder" else f"errors_{kind}")
-        if self.breaker.failure():
+        if breaker.failure():
             self.stats.add("breaker_opens")
             self._warn(
                 f"{self.kind}-breaker",

@@ -449,6 +449,10 @@ class _ProbingVectorStore:
             await self.client.initialize()
             return self.client.get_node_from_key(_PROBE_KEY)
 
+    def node_of_partition(self, partition: str) -> str | None:
+        node_of = getattr(self._store, "node_of_partition", None)
+        return None if node_of is None else node_of(partition)
+
     async def add(self, *args: Any, **kwargs: Any) -> None:
         await (await self._resolve()).add(*args, **kwargs)
 

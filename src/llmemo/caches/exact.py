@@ -110,7 +110,9 @@ class ExactCache:
             stats.add("bypassed_reads")
             return None
         key = self.key(prompt, llm_string)
-        payload = await self.runtime.store_guard.call("lookup", lambda: self._get(key), None)
+        payload = await self.runtime.store_guard.call(
+            "lookup", lambda: self._get(key), None, self._node_of(key)
+        )
         if payload is not None:
             try:
                 entry = codec.decode(payload)
@@ -122,6 +124,11 @@ class ExactCache:
                 return CacheHit(entry.value, "exact", 0.0, key.rsplit(":", 1)[1], age)
         stats.add("misses")
         return None
+
+    def _node_of(self, key: str) -> str | None:
+        # Per-node circuit breakers on a Redis Cluster: a dead shard opens only its own.
+        node_of = getattr(self.store, "node_of", None)
+        return None if node_of is None else node_of(key)
 
     async def _get(self, key: str) -> bytes | None:
         try:
@@ -162,7 +169,7 @@ class ExactCache:
             return False
         key = self.key(prompt, llm_string)
         done = await self.runtime.store_guard.call(
-            "write", lambda: self._set(key, payload, entry_ttl), False
+            "write", lambda: self._set(key, payload, entry_ttl), False, self._node_of(key)
         )
         self.runtime.stats.add("writes" if done else "writes_dropped")
         return done

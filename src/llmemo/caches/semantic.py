@@ -206,6 +206,11 @@ class SemanticCache:
     async def _embed_guarded(self, text: str, operation: str) -> list[float] | None:
         return await self.runtime.embed_guard.call(operation, lambda: self._embed(text), None)
 
+    def _node_of(self, partition: str) -> str | None:
+        # Per-node circuit breakers on a Redis Cluster: a dead shard opens only its own.
+        node_of = getattr(self.store, "node_of_partition", None)
+        return None if node_of is None else node_of(partition)
+
     async def _search(
         self, partition: str, vector: list[float], k: int, threshold: float
     ) -> list[VectorMatch]:
@@ -300,9 +305,10 @@ class SemanticCache:
             return None
         guard = self.runtime.store_guard
         parts, partition, entry_id = self._locate(prompt, llm_string)
+        node = self._node_of(partition)
         if self.exact_first or not parts.text:
             payload = await guard.call(
-                "lookup", lambda: self._get(partition, entry_id), _STORE_FAILED
+                "lookup", lambda: self._get(partition, entry_id), _STORE_FAILED, node
             )
             if payload is _STORE_FAILED:
                 # The store just failed (or its circuit is open): a vector query would
@@ -320,6 +326,7 @@ class SemanticCache:
                 "vector query",
                 lambda: self._search(partition, vector, k, threshold),
                 no_matches,
+                node,
             )
             signature: Any = None
             if self.verifier is not None and matches:
@@ -380,7 +387,10 @@ class SemanticCache:
             return False
         vector = await self._embed_guarded(text, "write")
         done = vector is not None and await self.runtime.store_guard.call(
-            "write", lambda: self._add(partition, entry_id, vector, payload, entry_ttl), False
+            "write",
+            lambda: self._add(partition, entry_id, vector, payload, entry_ttl),
+            False,
+            self._node_of(partition),
         )
         self.stats.add("writes" if done else "writes_dropped")
         return done

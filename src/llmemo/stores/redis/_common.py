@@ -39,6 +39,7 @@ __all__ = [
     "client_from_url",
     "encode_vector",
     "glob_escape",
+    "node_name",
     "run_script",
     "slot_tag",
     "ttl_to_ms",
@@ -242,6 +243,20 @@ def client_from_url(url: str, *, cluster: bool, **client_kwargs: Any) -> Redis |
     if cluster:
         return RedisCluster.from_url(url, **client_kwargs)
     return Redis.from_url(url, **client_kwargs)
+
+
+def node_name(client: object, key: str) -> str | None:
+    """The name of the cluster node owning ``key`` per the client's current slot map, or
+    ``None`` for a standalone client or while the map is unknown. No I/O."""
+    get_node = getattr(client, "get_node_from_key", None)
+    if get_node is None:
+        return None
+    try:
+        node = get_node(key)
+    except Exception:  # no slot map yet (before the first command), or not covered
+        return None
+    name = getattr(node, "name", None)
+    return name if isinstance(name, str) else None
 
 
 def check_client(client: object, owner: str) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, cast
 
 from llmemo.errors import ConfigurationError
-from llmemo.stores.redis._common import glob_escape, ttl_to_ms
+from llmemo.stores.redis._common import glob_escape, node_name, ttl_to_ms
 from llmemo.stores.redis._errors import map_redis_errors
 
 if TYPE_CHECKING:
@@ -105,6 +105,11 @@ class BlockingRedisKeyStore:
         """The sync redis-py client this store uses (made now if it has a factory)."""
         with map_redis_errors("connect"):
             return self._connected()
+
+    def node_of(self, key: str) -> str | None:
+        """The cluster node owning ``key`` (``None`` when standalone or not connected yet)."""
+        client = self._client
+        return node_name(client, key) if self._is_cluster and client is not None else None
 
     async def get(self, key: str) -> bytes | None:
         """One blocking ``GET``."""

@@ -16,6 +16,7 @@ from llmemo.stores.redis._common import (
     check_client,
     client_from_url,
     glob_escape,
+    node_name,
     ttl_to_ms,
     unlink_matching,
 )
@@ -128,6 +129,11 @@ class RedisKeyStore:
     def client(self) -> Redis | RedisCluster:
         """The redis-py client this store uses."""
         return self._client
+
+    def node_of(self, key: str) -> str | None:
+        """The cluster node owning ``key`` (per the slot map; ``None`` when standalone):
+        caches keep one circuit breaker per node, so a dead shard opens only its own."""
+        return node_name(self._client, key) if self._is_cluster else None
 
     async def get(self, key: str) -> bytes | None:
         """Return the value of ``key`` (one ``GET``), or ``None`` if absent or expired.

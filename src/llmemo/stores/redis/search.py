@@ -51,6 +51,7 @@ from llmemo.stores.redis._common import (
     client_from_url,
     encode_vector,
     glob_escape,
+    node_name,
     run_script,
     slot_tag,
     ttl_to_ms,
@@ -636,6 +637,13 @@ class RedisSearchVectorStore:
         if node is None:  # pragma: no cover - only with replica=True
             raise BackendError(f"no primary owns the slot of partition {partition!r}")
         return node
+
+    def node_of_partition(self, partition: str) -> str | None:
+        """The cluster node owning ``partition`` (per the slot map; ``None`` when
+        standalone): caches keep one circuit breaker per node."""
+        return (
+            None if self._cluster is None else node_name(self._cluster, self._slot_key(partition))
+        )
 
     def _slot_key(self, partition: str) -> str:
         # Never an entry's key (those go on with ":<entry_id>"), same slot as them.

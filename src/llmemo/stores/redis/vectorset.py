@@ -39,6 +39,7 @@ from llmemo.stores.redis._common import (
     client_from_url,
     encode_vector,
     glob_escape,
+    node_name,
     run_script,
     ttl_to_ms,
     validate_name,
@@ -287,6 +288,11 @@ class RedisVectorSetStore:
     def client(self) -> Redis | RedisCluster:
         """The redis-py client this store uses."""
         return self._client
+
+    def node_of_partition(self, partition: str) -> str | None:
+        """The cluster node owning ``partition``'s vector set (``None`` when standalone):
+        caches keep one circuit breaker per node."""
+        return node_name(self._client, self._set_key(partition))
 
     def _set_key(self, partition: str) -> str:
         return f"{self._set_root}{{{partition}}}"
