@@ -23,10 +23,11 @@ import functools
 import json
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from llmemo._json import fast_loads
 from llmemo.errors import SerializationError
 
 if TYPE_CHECKING:
@@ -263,19 +264,8 @@ def _ai_message(fields: dict[str, Any]) -> Any:
     return cls.model_construct(**fields)
 
 
-@functools.cache
-def _fast_loads() -> Callable[[bytes], Any] | None:
-    # orjson parses ~3x faster than the stdlib; it is usually installed (langsmith, a
-    # langchain-core dependency, requires it on CPython) but llmemo does not require it.
-    try:
-        import orjson
-    except ImportError:
-        return None
-    return orjson.loads
-
-
 def _parse(payload: bytes) -> Any:
-    fast = _fast_loads()
+    fast = fast_loads()
     if fast is not None and not payload.startswith(_STDLIB_MARK):
         try:
             return fast(payload)

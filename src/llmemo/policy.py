@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import sys
 import threading
 import time
@@ -31,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from llmemo.config import validate_positive_seconds
 from llmemo.errors import BackendError, BackendTimeoutError, BackendUnavailableError
 from llmemo.errors import ConfigurationError as _ConfigurationError
 
@@ -48,13 +48,7 @@ ErrorMode = Literal["open", "raise"]
 def _positive(value: object, parameter: str, *, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
-    if (
-        not isinstance(value, (int, float))
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise _ConfigurationError(f"{parameter} must be a finite number > 0; got {value!r}")
+    validate_positive_seconds(value, parameter)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,10 +12,11 @@ objects).
 
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import dataclass
 from typing import Any
+
+from llmemo._json import fast_loads
 
 __all__ = ["PromptParts", "split_prompt"]
 
@@ -87,25 +88,15 @@ def _take_text(content: Any) -> tuple[str, Any]:
 
 
 def _loads(text: str) -> Any:
-    # orjson (usually installed: langsmith requires it) parses ~5x faster; message JSON
-    # holds no integers beyond 64 bits that matter here (they would go to the context
-    # either way, as the same float for the same prompt).
-    fast = _fast_loads()
+    # Message JSON holds no integers beyond 64 bits that matter here (orjson would read
+    # one as the same float for the same prompt, in the context either way).
+    fast = fast_loads()
     if fast is not None:
         try:
             return fast(text)
         except ValueError:
             pass  # e.g. lone surrogates: let the stdlib decide
     return json.loads(text)
-
-
-@functools.cache
-def _fast_loads() -> Any:
-    try:
-        import orjson
-    except ImportError:
-        return None
-    return orjson.loads
 
 
 def split_prompt(prompt: str) -> PromptParts:

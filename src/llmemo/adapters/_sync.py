@@ -22,7 +22,7 @@ import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
-__all__ = ["PerLoop", "run_now", "run_sync"]
+__all__ = ["PerLoop", "loop_running_here", "run_now", "run_sync"]
 
 T = TypeVar("T")
 
@@ -87,7 +87,7 @@ def _shutdown_loop(loop: asyncio.AbstractEventLoop) -> None:
         return
     # The finalizer may run (garbage collection) in a thread that is running another
     # loop, where run_until_complete is impossible: then only close this loop.
-    if _loop_running_here():
+    if loop_running_here():
         loop.close()
         return
     for step in (_run_closers(loop), loop.shutdown_asyncgens()):
@@ -98,7 +98,8 @@ def _shutdown_loop(loop: asyncio.AbstractEventLoop) -> None:
     loop.close()
 
 
-def _loop_running_here() -> bool:
+def loop_running_here() -> bool:
+    """Whether an event loop is running in the calling thread."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -26,7 +26,7 @@ from langchain_core.outputs import Generation
 
 from llmemo import codec
 from llmemo.adapters._singleflight import RECENT, SingleFlight
-from llmemo.adapters._sync import PerLoop, run_now, run_sync
+from llmemo.adapters._sync import PerLoop, loop_running_here, run_now, run_sync
 from llmemo.caches.base import CacheHit, CacheRuntime, CacheStats
 from llmemo.caches.exact import ExactCache
 from llmemo.caches.semantic import SemanticCache
@@ -123,14 +123,6 @@ _FLIGHT_ATTEMPTS = 3
 
 def _flight_key(prompt: str, llm_string: str) -> str:
     return field_hash("flight", llm_string, prompt)
-
-
-def _loop_running() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 async def _lookup_hit(core: CoreCache, prompt: str, llm_string: str) -> CacheHit | None:
@@ -403,7 +395,7 @@ class LangChainCache(BaseCache):
         hit = self._sync_lookup(prompt, llm_string)
         if hit is not None or self._flights is None or current_options().bypass_read:
             return hit
-        if _loop_running():
+        if loop_running_here():
             # This thread runs an event loop: blocking it while waiting for a leader that
             # may be a task of that same loop would stall both. Call the model instead.
             return None
