@@ -256,6 +256,7 @@ def llmemo_redis(
             vector_backend=backend,  # type: ignore[arg-type]
             algorithm=algorithm,
             exact_first=exact_first,
+            verifier=None,  # the cache machinery, as the alternatives: threshold only
             **policy,
         )
 
@@ -313,6 +314,7 @@ def llmemo_core_hnsw(
         namespace=namespace,
         distance_threshold=DISTANCE_THRESHOLD,
         ttl=TTL_SECONDS,
+        verifier=None,
     )
 
     async def lookup(prompt: str) -> Any:
@@ -337,7 +339,7 @@ def llmemo_memory(corpus: Corpus, label: str) -> Semantic:
     from llmemo.langchain import InMemorySemanticCache
 
     cache = InMemorySemanticCache(
-        corpus.embeddings, distance_threshold=DISTANCE_THRESHOLD, ttl=TTL_SECONDS
+        corpus.embeddings, distance_threshold=DISTANCE_THRESHOLD, ttl=TTL_SECONDS, verifier=None
     )
 
     async def load(start: int, stop: int) -> None:

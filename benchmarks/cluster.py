@@ -154,17 +154,18 @@ async def semantic(
         else RedisVectorSetStore(client, name)
     )
     embedder = PrecomputedEmbedder()
-    cache = SemanticCache(store, embedder, namespace=name, distance_threshold=0.2)
+    cache = SemanticCache(store, embedder, namespace=name, distance_threshold=0.2, verifier=None)
     # Loading is not measured: a generous budget, and errors raise (no silent gaps).
     loader = SemanticCache(
         store,
         embedder,
         namespace=name,
         distance_threshold=0.2,
+        verifier=None,
         policy=FailurePolicy(errors="raise", operation_timeout=30.0),
     )
     cache_no_probe = SemanticCache(
-        store, embedder, namespace=name, distance_threshold=0.2, exact_first=False
+        store, embedder, namespace=name, distance_threshold=0.2, exact_first=False, verifier=None
     )
     # Model configurations whose partitions cover every shard, PARTITIONS_PER_SHARD each.
     by_shard: dict[str, list[str]] = {}

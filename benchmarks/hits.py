@@ -4,8 +4,9 @@
   (core) vs a raw ``redis.asyncio`` GET of the same stored bytes;
 * exact, sync: ``RedisCache.lookup`` vs a raw sync redis-py GET;
 * semantic, embedding excluded (a precomputed-vector embedder), at each size: the store's
-  vector query (``search``), the full ``SemanticCache.alookup`` with and without the
-  exact-first probe, vs the raw ``FT.SEARCH`` KNN / ``VSIM`` on the same index or set.
+  vector query (``search``), the full ``SemanticCache.alookup`` threshold only (with and
+  without the exact-first probe) and in its default configuration (``RulesVerifier``),
+  vs the raw ``FT.SEARCH`` KNN / ``VSIM`` on the same index or set.
 
 Payload: a ``ChatGeneration`` with a 500-character ``AIMessage``, ``response_metadata`` and
 ``usage_metadata``, under a realistic chat-model ``llm_string``.
@@ -145,10 +146,13 @@ async def semantic(
     raw = aioredis.Redis.from_url(url)
     store = _store(client, backend, name)
     embedder = PrecomputedEmbedder()
-    cache = SemanticCache(store, embedder, namespace=name, distance_threshold=0.2)
+    # Threshold only (the machinery, as the raw query), and the default configuration
+    # (RulesVerifier checks the candidate; its signatures are stored with each entry).
+    cache = SemanticCache(store, embedder, namespace=name, distance_threshold=0.2, verifier=None)
     cache_no_probe = SemanticCache(
-        store, embedder, namespace=name, distance_threshold=0.2, exact_first=False
+        store, embedder, namespace=name, distance_threshold=0.2, exact_first=False, verifier=None
     )
+    cache_verified = SemanticCache(store, embedder, namespace=name, distance_threshold=0.2)
     vectors = _unit_rows(size, seed=size)
     payload = chat_payload()
     started = time.monotonic()
@@ -156,7 +160,9 @@ async def semantic(
         batch = range(start, min(size, start + 64))
         for i in batch:
             embedder.vectors[f"prompt {i}"] = vectors[i].tolist()
-        await asyncio.gather(*(cache.aupdate(f"prompt {i}", LLM_STRING, payload) for i in batch))
+        await asyncio.gather(
+            *(cache_verified.aupdate(f"prompt {i}", LLM_STRING, payload) for i in batch)
+        )
         if (start // 64) % 40 == 39:
             progress(f"  loading {backend} {size:,}: {min(size, start + 64):,} entries")
     progress(f"  loaded {size:,} entries in {time.monotonic() - started:.1f} s")
@@ -164,11 +170,14 @@ async def semantic(
     target = size // 2
     noise = np.random.default_rng(1).normal(size=DIMENSION).astype(np.float32)
     query = vectors[target] + 0.15 * noise / np.linalg.norm(noise)
-    query_prompt = "a paraphrase of prompt target"
+    # Same words as the stored "prompt {target}", another string (so no exact hit): the
+    # verifier has something to accept.
+    query_prompt = f"Prompt {target}?"
     embedder.vectors[query_prompt] = query.tolist()
     partition = keys.partition_id(name, LLM_STRING, text.split_prompt(query_prompt).context)
-    hit = await cache.alookup(query_prompt, LLM_STRING)
-    assert hit is not None and hit.kind == "semantic", hit
+    for each in (cache, cache_verified):
+        hit = await each.alookup(query_prompt, LLM_STRING)
+        assert hit is not None and hit.kind == "semantic", hit
     blob = query.astype(np.float32).tobytes()
 
     if backend == "redisearch":
@@ -212,6 +221,9 @@ async def semantic(
                 ),
                 "llmemo SemanticCache.alookup (exact probe + query)": lambda: cache.alookup(
                     query_prompt, LLM_STRING
+                ),
+                "llmemo SemanticCache.alookup, default RulesVerifier": lambda: (
+                    cache_verified.alookup(query_prompt, LLM_STRING)
                 ),
             },
             rounds,

@@ -681,6 +681,7 @@ async def test_stats_of_single_flight_and_semantic_hits() -> None:
         embeddings=3,  # France (once: memoised for the write), paraphrase, bread
         singleflight_waits=1,
         singleflight_shared=1,
+        verifier_accepts=1,  # the default RulesVerifier let the paraphrase through
     )
 
 

@@ -54,19 +54,16 @@ def cache(
 ) -> Iterator[LangChainCache]:
     made: LangChainCache
     if request.param == "memory":
-        made = InMemorySemanticCache(
-            local_embeddings, distance_threshold=0.35, verifier=RulesVerifier()
-        )
+        # Defaults: threshold 0.35 and the RulesVerifier.
+        made = InMemorySemanticCache(local_embeddings)
     else:
         made = RedisSemanticCache(
             local_embeddings,
             request.getfixturevalue("redis_url"),
-            distance_threshold=0.35,
             name=unique_prefix,
             prefix=unique_prefix,
             vector_backend=request.param,
-            verifier=RulesVerifier(),
-        )
+        )  # defaults: langchain-redis' threshold (0.2) and the RulesVerifier
     yield made
     made.clear()
     if request.param == "redisearch":
@@ -88,6 +85,7 @@ def test_paraphrases_are_served_and_different_questions_are_not(
         assert hit is not None, prompt
         assert hit.value == answer and hit.kind == "semantic"
         assert hit.verdict is not None and hit.verdict.accepted
+        assert hit.verdict.verifier == RulesVerifier().name  # on by default
     for prompt in different:
         assert cache.lookup(prompt, "llm") is None, prompt
     assert cache.stats.verifier_rejections >= len(different)

@@ -344,7 +344,17 @@ def test_verifier_and_candidates_are_validated() -> None:
         semantic(verifier=DigitsVerifier(), candidates=0)
     cache, _, _ = semantic(verifier=DigitsVerifier())
     assert cache.candidates == 4
-    assert semantic()[0].candidates == 1
+    assert semantic(verifier=None)[0].candidates == 1
+
+
+def test_the_default_verifier_is_the_rules_and_none_turns_it_off() -> None:
+    from llmemo.verify import RulesVerifier
+
+    cache = semantic()[0]
+    assert isinstance(cache.verifier, RulesVerifier)
+    assert cache.candidates == 4
+    assert cache.config.distance_threshold == 0.35
+    assert semantic(verifier=None)[0].verifier is None
 
 
 async def test_concurrent_misses_of_one_text_embed_once() -> None:

@@ -363,6 +363,9 @@ def test_checks_can_be_switched_off() -> None:
         {"reworded_max_distance": 3.0},
         {"min_overlap": 1.5},
         {"checks": {"numbers"}},
+        {"max_chars": 0},
+        {"max_chars": 2.5},
+        {"max_chars": True},
     ],
 )
 def test_bad_options_are_configuration_errors(options: dict[str, object]) -> None:
@@ -370,12 +373,40 @@ def test_bad_options_are_configuration_errors(options: dict[str, object]) -> Non
         RulesVerifier(**options)  # type: ignore[arg-type]
 
 
-def test_missing_stemmer_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_stemmer_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "snowballstemmer", None)
     monkeypatch.setattr(rules_module, "_stemmer", None)
     rules_module._stem.cache_clear()
     try:
-        with pytest.raises(MissingDependencyError, match=r"llmemo\[verify\]"):
+        with pytest.raises(MissingDependencyError, match=r"pip install snowballstemmer"):
             RulesVerifier().signature("How do I renew my unusual zebra permit?")
     finally:
         rules_module._stem.cache_clear()
+
+
+LONG_QUESTION = (
+    "We moved our billing to the annual plan last spring and the invoice for the second "
+    "quarter still shows the monthly price; which of the two should the auditors use? "
+) * 20
+
+
+def test_prompts_longer_than_max_chars_are_never_served_semantically() -> None:
+    # Embedders read a bounded window: two long prompts that embed alike may differ
+    # anywhere after it, so the rules refuse rather than vouch for what they skip.
+    assert len(LONG_QUESTION) > rules_module.DEFAULT_MAX_CHARS
+    verifier = RulesVerifier()
+    marker = verifier.signature(LONG_QUESTION)
+    assert marker == {"v": rules_module.RULES_VERSION, "L": len(LONG_QUESTION)}
+    assert_rejected(LONG_QUESTION, LONG_QUESTION + " Thanks.", "too long to verify")
+    # A short new prompt against a long cached one is refused too.
+    assert_rejected(LONG_QUESTION, "Which invoice should the auditors use?", "too long")
+    # Without the limit the same pair is analysed (and this one is a paraphrase).
+    assert_accepted(LONG_QUESTION, LONG_QUESTION + " Thanks.", max_chars=None)
+
+
+def test_very_long_words_cost_linear_time() -> None:
+    # Typo variants are quadratic in a word's length: a 200k-letter "word" (a pasted
+    # blob) must not get them, or this test would not finish.
+    blob = "q" * 200_000
+    signature = RulesVerifier(max_chars=None).signature(f"What does {blob} mean?")
+    assert blob in signature["w"]

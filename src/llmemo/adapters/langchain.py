@@ -27,9 +27,9 @@ from langchain_core.outputs import Generation
 from llmemo import codec
 from llmemo.adapters._singleflight import RECENT, SingleFlight
 from llmemo.adapters._sync import PerLoop, loop_running_here, run_now, run_sync
-from llmemo.caches.base import CacheHit, CacheRuntime, CacheStats
+from llmemo.caches.base import DEFAULT, CacheHit, CacheRuntime, CacheStats
 from llmemo.caches.exact import ExactCache
-from llmemo.caches.semantic import SemanticCache
+from llmemo.caches.semantic import DEFAULT_DISTANCE_THRESHOLD, SemanticCache, resolve_verifier
 from llmemo.config import validate_optional_positive_int, validate_positive_seconds
 from llmemo.embedders import LangChainEmbedder
 from llmemo.errors import ConfigurationError, SerializationError
@@ -521,13 +521,13 @@ class InMemorySemanticCache(LangChainCache):
     def __init__(
         self,
         embeddings: Embeddings | Embedder,
-        distance_threshold: float = 0.2,
+        distance_threshold: float = DEFAULT_DISTANCE_THRESHOLD,
         ttl: float | None = None,
         *,
         maxsize: int | None = None,
         namespace: str = "llmemo",
         exact_first: bool = True,
-        verifier: HitVerifier | None = None,
+        verifier: HitVerifier | None = DEFAULT,
         candidates: int | None = None,
         policy: FailurePolicy | None = None,
         single_flight: bool = True,
@@ -538,14 +538,16 @@ class InMemorySemanticCache(LangChainCache):
             embeddings: Any LangChain ``Embeddings`` (on async paths: awaited when
                 natively async, else run in a worker thread; sync calls embed inline), or
                 an llmemo ``Embedder``.
-            distance_threshold: Largest cosine distance in ``[0, 2]`` served as a hit.
+            distance_threshold: Largest cosine distance in ``[0, 2]`` a candidate may be
+                at (default 0.35, chosen with the default verifier).
             ttl: Seconds an entry lives, or ``None``.
             maxsize: Most entries kept (least recently used evicted), or ``None``.
             namespace: Namespace hashed into every partition.
             exact_first: Probe for the exact prompt before embedding (see
                 :class:`~llmemo.caches.semantic.SemanticCache`).
             verifier: A :class:`~llmemo.verify.HitVerifier` that must accept a semantic
-                candidate before it is served; ``None`` serves the nearest.
+                candidate before it is served; by default a
+                :class:`~llmemo.verify.RulesVerifier`; ``None`` serves the nearest.
             candidates: Nearest entries the verifier may try (default 4 with a verifier).
             policy: What failures do (the embedder's budget and breaker matter here).
             single_flight: Concurrent misses of the same prompt wait for the first
@@ -557,6 +559,7 @@ class InMemorySemanticCache(LangChainCache):
         """
         store = MemoryVectorStore(max_entries=maxsize)
         runtime = CacheRuntime(_memory_policy(policy))
+        verifier = resolve_verifier(verifier)  # one instance for both cores
 
         def make(embedder: Embedder) -> SemanticCache:
             return SemanticCache(

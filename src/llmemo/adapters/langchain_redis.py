@@ -28,9 +28,9 @@ from llmemo import keys
 from llmemo.adapters._redis_clients import RedisClientFactory
 from llmemo.adapters._sync import run_sync
 from llmemo.adapters.langchain import CoreCache, LangChainCache, to_embedder
-from llmemo.caches.base import CacheHit
+from llmemo.caches.base import DEFAULT, CacheHit
 from llmemo.caches.exact import ExactCache
-from llmemo.caches.semantic import SemanticCache
+from llmemo.caches.semantic import SemanticCache, resolve_verifier
 from llmemo.config import CacheConfig, SemanticConfig, validate_optional_positive_int
 from llmemo.errors import ConfigurationError, LlmemoError
 from llmemo.keys import validate_namespace
@@ -274,7 +274,7 @@ class RedisSemanticCache(_RedisLangChainCache):
         algorithm: str = "HNSW",
         ef_runtime: int | None = DEFAULT_EF_RUNTIME,
         exact_first: bool = True,
-        verifier: HitVerifier | None = None,
+        verifier: HitVerifier | None = DEFAULT,
         candidates: int | None = None,
         errors: ErrorMode = "open",
         policy: FailurePolicy | None = None,
@@ -307,7 +307,9 @@ class RedisSemanticCache(_RedisLangChainCache):
                 the vector query; ``False`` makes every lookup embed and saves that round
                 trip on semantic hits and misses.
             verifier: A :class:`~llmemo.verify.HitVerifier` that must accept a semantic
-                candidate before it is served; ``None`` serves the nearest.
+                candidate before it is served; by default a
+                :class:`~llmemo.verify.RulesVerifier` (numbers, negation, entities and
+                roles must agree); ``None`` serves the nearest, as langchain-redis does.
             candidates: Nearest entries the verifier may try (default 4 with a verifier).
             errors: ``"open"`` (default) or ``"raise"``, as for :class:`RedisCache`.
             policy: The full failure policy (budgets, breaker); overrides ``errors``.
@@ -343,10 +345,7 @@ class RedisSemanticCache(_RedisLangChainCache):
             raise ConfigurationError(f"algorithm must be 'HNSW' or 'FLAT'; got {algorithm!r}")
         embedder = to_embedder(embeddings)
         validate_optional_positive_int(candidates, parameter="candidates")
-        if verifier is not None and not isinstance(verifier, HitVerifier):
-            raise ConfigurationError(
-                "verifier must implement llmemo.verify.HitVerifier (name, signature, verify)"
-            )
+        verifier = resolve_verifier(verifier)
         policy = policy if policy is not None else FailurePolicy(errors=errors)
         clients = RedisClientFactory.create(
             redis_url, redis_client, client_kwargs, policy.operation_timeout, cluster=cluster

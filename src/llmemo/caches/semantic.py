@@ -8,7 +8,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from llmemo import codec, keys
 from llmemo.caches.base import (
@@ -31,32 +31,62 @@ from llmemo.stores.base import Embedder, VectorMatch, VectorStore
 from llmemo.text import PromptParts, split_prompt
 from llmemo.verify.base import Candidate, HitVerifier, Verdict
 
-__all__ = ["SemanticCache"]
+__all__ = ["DEFAULT_DISTANCE_THRESHOLD", "SemanticCache", "resolve_verifier"]
+
+V = TypeVar("V")
 
 _DEFAULT_CANDIDATES = 4
 _STORE_FAILED: Any = object()
 
+#: The default ``distance_threshold`` of :class:`SemanticCache` (cosine distance), chosen
+#: with the default verifier on the project's tuning sets (docs/semantic-hits.md): with
+#: :class:`~llmemo.verify.RulesVerifier` checking each candidate, 0.35 keeps recall high
+#: while the rules refuse the near-but-wrong pairs a threshold cannot tell apart.
+DEFAULT_DISTANCE_THRESHOLD = 0.35
 
-class _EmbeddingMemo:
-    """A small thread-safe LRU of ``text → vector``: a miss then its update embed once."""
+
+def resolve_verifier(verifier: Any) -> HitVerifier | None:
+    """The verifier a cache uses: a new default :class:`~llmemo.verify.RulesVerifier` when
+    the argument was omitted (``DEFAULT``), ``None`` (threshold only) when ``None``, else
+    the given verifier.
+
+    Raises:
+        ConfigurationError: ``verifier`` does not implement the ``HitVerifier`` protocol.
+    """
+    if verifier is DEFAULT:
+        from llmemo.verify.rules import RulesVerifier
+
+        return RulesVerifier()
+    if verifier is not None and not isinstance(verifier, HitVerifier):
+        raise ConfigurationError(
+            "verifier must implement llmemo.verify.HitVerifier (name, signature, verify), "
+            f"or be None for the threshold alone; got {type(verifier).__qualname__}"
+        )
+    return verifier
+
+
+class _TextMemo(Generic[V]):
+    """A small thread-safe LRU of ``text → value`` (an embedding, a verifier signature):
+    a miss then its update compute each once, and a paraphrase asked again is not
+    re-analysed."""
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._items: OrderedDict[str, list[float]] = OrderedDict()
+        self._items: OrderedDict[str, V] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, text: str) -> list[float] | None:
+    def get(self, text: str) -> V | None:
         with self._lock:
-            vector = self._items.get(text)
-            if vector is not None:
+            value = self._items.get(text)
+            if value is not None:
                 self._items.move_to_end(text)
-            return vector
+            return value
 
-    def put(self, text: str, vector: list[float]) -> None:
+    def put(self, text: str, value: V) -> None:
         if self._size == 0:
             return
         with self._lock:
-            self._items[text] = vector
+            self._items[text] = value
             self._items.move_to_end(text)
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
@@ -90,11 +120,11 @@ class SemanticCache:
         embedder: Embedder,
         *,
         namespace: str = "llmemo",
-        distance_threshold: float = 0.2,
+        distance_threshold: float = DEFAULT_DISTANCE_THRESHOLD,
         ttl: float | None = None,
         embedding_memo_size: int = 1024,
         exact_first: bool = True,
-        verifier: HitVerifier | None = None,
+        verifier: HitVerifier | None = DEFAULT,
         candidates: int | None = None,
         policy: FailurePolicy | None = None,
         runtime: CacheRuntime | None = None,
@@ -106,16 +136,22 @@ class SemanticCache:
             store: Where vectors and payloads live.
             embedder: Turns prompt text into vectors.
             namespace: Namespace hashed into partitions (1-64 of ``[A-Za-z0-9_.:-]``).
-            distance_threshold: Largest cosine distance in ``[0, 2]`` served as a hit.
+            distance_threshold: Largest cosine distance in ``[0, 2]`` a candidate may be
+                at (default 0.35, chosen with the default verifier; without a verifier
+                keep it tight, e.g. 0.2 or less).
             ttl: Default seconds an entry lives, or ``None``.
-            embedding_memo_size: Recent embeddings kept in process (0 disables).
+            embedding_memo_size: Recent embeddings, and as many verifier signatures,
+                kept in process (0 disables).
             exact_first: Look the exact prompt up (one ``get``, no embedding) before
                 the vector query. ``False`` saves that round trip on every semantic hit
                 and miss, at the price of embedding exact repeats too (they are then
                 found by the vector query, at distance ~0, and reported as exact).
             verifier: Decides whether a near neighbour's answer serves the new prompt
-                (see :mod:`llmemo.verify`); ``None`` serves the nearest entry under the
-                threshold. Its signature of each prompt is stored with the entry.
+                (see :mod:`llmemo.verify`); by default a new
+                :class:`~llmemo.verify.RulesVerifier` (offline rules: numbers, negation,
+                entities and roles must agree); ``None`` serves the nearest entry under
+                the threshold, as plain semantic caches do. Its signature of each prompt
+                is stored with the entry.
             candidates: How many nearest entries under the threshold the vector query
                 returns for the verifier to try, nearest first (default 4 with a
                 verifier, 1 without).
@@ -135,11 +171,7 @@ class SemanticCache:
         if not isinstance(exact_first, bool):
             raise ConfigurationError(f"exact_first must be a bool; got {exact_first!r}")
         self.exact_first = exact_first
-        if verifier is not None and not isinstance(verifier, HitVerifier):
-            raise ConfigurationError(
-                "verifier must implement llmemo.verify.HitVerifier (name, signature, verify)"
-            )
-        self.verifier = verifier
+        verifier = self.verifier = resolve_verifier(verifier)
         default_k = 1 if verifier is None else _DEFAULT_CANDIDATES
         k = validate_optional_positive_int(candidates, parameter="candidates")
         self.candidates = default_k if k is None else k
@@ -147,7 +179,9 @@ class SemanticCache:
         self.embedder = embedder
         self.runtime = runtime if runtime is not None else CacheRuntime(policy)
         self._clock = clock
-        self._memo = _EmbeddingMemo(self.config.embedding_memo_size)
+        self._memo = _TextMemo[list[float]](self.config.embedding_memo_size)
+        # (signature,): a verifier may sign a text None.
+        self._signatures = _TextMemo[tuple[dict[str, Any] | None]](self.config.embedding_memo_size)
         self._pending: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future[list[float]]]
         self._pending = {}
 
@@ -202,6 +236,13 @@ class SemanticCache:
         self.stats.add("embeddings")
         self._memo.put(text, vector)
         return vector
+
+    def _signature(self, verifier: HitVerifier, text: str) -> dict[str, Any] | None:
+        memo = self._signatures.get(text)
+        if memo is None:
+            memo = (verifier.signature(text),)
+            self._signatures.put(text, memo)
+        return memo[0]
 
     async def _embed_guarded(self, text: str, operation: str) -> list[float] | None:
         return await self.runtime.embed_guard.call(operation, lambda: self._embed(text), None)
@@ -330,7 +371,7 @@ class SemanticCache:
             )
             signature: Any = None
             if self.verifier is not None and matches:
-                signature = self.verifier.signature(parts.text)
+                signature = self._signature(self.verifier, parts.text)
             for match in matches:
                 if match.entry_id == entry_id and self.exact_first:
                     continue  # the exact entry, already found undecodable
@@ -380,7 +421,7 @@ class SemanticCache:
         text = parts.text or prompt
         if not text:
             raise ConfigurationError("prompt must not be empty for a semantic cache")
-        signature = None if self.verifier is None else self.verifier.signature(text)
+        signature = None if self.verifier is None else self._signature(self.verifier, text)
         payload = codec.encode(value, written_at=self._clock(), signature=signature)
         if options.bypass_write:
             self.stats.add("bypassed_writes")
@@ -406,7 +447,7 @@ class SemanticCache:
 
         An explicit administrative action: store errors propagate whatever the policy.
         """
-        self._memo = _EmbeddingMemo(self.config.embedding_memo_size)
+        self._memo = _TextMemo[list[float]](self.config.embedding_memo_size)
         return await self.store.clear()
 
     async def aclose(self) -> None:

@@ -57,6 +57,8 @@ Schema (version 1), every field optional except ``v``::
     o: str                order of units: "w" word, "q" quantity (for acronyms)
     i: [[key, start, length]]  initials of runs of units (for acronyms)
     r: [[i, role]]        roles of words ("from", "to", "than", "vs", "via")
+    L: int                the text's length, when it exceeds ``max_chars``: nothing else
+                          is analysed and no semantic hit is accepted for it
 """
 
 from __future__ import annotations
@@ -75,16 +77,20 @@ from llmemo.errors import ConfigurationError, MissingDependencyError
 from llmemo.verify import _lexicon as lex
 from llmemo.verify.base import Candidate, Verdict
 
-__all__ = ["RULES_VERSION", "RulesVerifier"]
+__all__ = ["DEFAULT_MAX_CHARS", "RULES_VERSION", "RulesVerifier"]
 
 #: Version of the feature schema and rules; entries signed by another version are
 #: re-analysed from nothing and rejected (see :meth:`RulesVerifier.verify`).
 RULES_VERSION = 1
 
+#: Default ``max_chars`` of :class:`RulesVerifier`: longer prompts are served only by exact
+#: repeats (see the parameter).
+DEFAULT_MAX_CHARS = 2_000
+
 #: The checks a :class:`RulesVerifier` can run.
 CHECKS = frozenset({"quantities", "polarity", "entities", "roles", "details"})
 
-_INSTALL_HINT = "pip install 'llmemo[verify]' (or pip install snowballstemmer)"
+_INSTALL_HINT = "it is a dependency of llmemo: pip install snowballstemmer"
 
 # ---------------------------------------------------------------------------------------
 # Stemming (lazy import, cached)
@@ -190,6 +196,10 @@ def _index() -> _Index:
         false_friend_stems=frozenset(_stem(w) for w in lex.PREFIX_FALSE_FRIENDS),
         calendar_fuzzy=fuzzy,
     )
+
+
+#: Longest word looked up as a misspelt calendar word ("wednesday" + one extra letter...).
+_MAX_CALENDAR_TYPO = 12
 
 
 def _deletions(word: str) -> set[str]:
@@ -711,7 +721,7 @@ class _Analyser:
                 continue
             if low == "may" and (tok.sentence_start or not tok.text[0].isupper()):
                 continue
-            if token is None and len(low) >= 5 and low not in lex.STOPWORDS:
+            if token is None and 5 <= len(low) <= _MAX_CALENDAR_TYPO and low not in lex.STOPWORDS:
                 for variant in _deletions(low):
                     token = self.index.calendar_fuzzy.get(variant)
                     if token is not None:
@@ -1054,8 +1064,13 @@ def _word_key(word: str, flag: str) -> str:
     return word if flag == "a" or any(c.isdigit() for c in word) else _stem(word)
 
 
+#: Longest word given typo tolerance (one-deletion variants): a word's variants cost
+#: time and space quadratic in its length, and words this long are not typed by hand.
+_MAX_TYPO_WORD = 20
+
+
 def _typo_capable(word: str) -> bool:
-    return len(word) >= 4 and word.isalpha()
+    return 4 <= len(word) <= _MAX_TYPO_WORD and word.isalpha()
 
 
 _MAX_RUN = 5
@@ -1409,6 +1424,7 @@ class RulesVerifier:
         long_tolerance: float = 0.3,
         details_min_distance: float = 0.05,
         checks: Iterable[str] = CHECKS,
+        max_chars: int | None = DEFAULT_MAX_CHARS,
     ) -> None:
         """Configure the rules; loads nothing.
 
@@ -1434,6 +1450,12 @@ class RulesVerifier:
                 entities and roles are still checked).
             checks: Which checks to run (a subset of ``quantities``, ``polarity``,
                 ``entities``, ``roles``, ``details``).
+            max_chars: Longest text analysed (default 2,000 characters). A longer
+                prompt gets a marker signature and is only ever served by an exact
+                repeat: embedding models read a bounded window (all-MiniLM-L6-v2: 256
+                word pieces, about 1,000 characters), so two long prompts can embed
+                alike while differing in what decides the answer, and a signature grows
+                with the text (about 5 bytes per character). ``None``: no limit.
 
         Raises:
             ConfigurationError: a parameter is out of range.
@@ -1449,6 +1471,12 @@ class RulesVerifier:
             )
         if not 0 <= min_overlap <= 1:
             raise ConfigurationError(f"min_overlap must be in [0, 1]; got {min_overlap!r}")
+        if max_chars is not None and (
+            not isinstance(max_chars, int) or isinstance(max_chars, bool) or max_chars < 1
+        ):
+            raise ConfigurationError(
+                f"max_chars must be a positive integer or None; got {max_chars!r}"
+            )
         selected = frozenset(checks)
         unknown = selected - CHECKS
         if unknown:
@@ -1463,21 +1491,24 @@ class RulesVerifier:
         self.long_tolerance = float(long_tolerance)
         self.details_min_distance = float(details_min_distance)
         self.checks = selected
+        self.max_chars = max_chars
         self._keys = _Keys(not self.store_text, key)
 
     def __repr__(self) -> str:
         return (
             f"RulesVerifier(name={self.name!r}, store_text={self.store_text}, "
             f"reworded_max_distance={self.reworded_max_distance}, "
-            f"min_overlap={self.min_overlap})"
+            f"min_overlap={self.min_overlap}, max_chars={self.max_chars})"
         )
 
     def signature(self, text: str) -> dict[str, Any]:
         """Return the features of ``text`` as compact JSON data (schema: module doc).
 
         Raises:
-            MissingDependencyError: snowballstemmer is not installed (names the extra).
+            MissingDependencyError: snowballstemmer is not installed (a broken install).
         """
+        if self.max_chars is not None and len(text) > self.max_chars:
+            return {"v": RULES_VERSION, "L": len(text)}
         return _signature(text, self._keys)
 
     async def verify(
@@ -1497,6 +1528,10 @@ class RulesVerifier:
         stored = candidate.signature
         if stored is None or stored.get("v") != RULES_VERSION:
             return Verdict(False, self.name, "entry has no rules signature of this version")
+        if "L" in stored or (self.max_chars is not None and len(text) > self.max_chars):
+            return Verdict(
+                False, self.name, f"prompt too long to verify (max_chars={self.max_chars})"
+            )
         if stored.get("h") and stored.get("k") != self._keys.fingerprint:
             return Verdict(False, self.name, "entry was signed with another hash key")
         new = signature
