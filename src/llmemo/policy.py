@@ -26,6 +26,7 @@ import logging
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -152,17 +153,82 @@ class Breaker:
             return False
 
 
-def _timeout_scope(seconds: float) -> Any:
-    """``asyncio.timeout(seconds)`` for the running task, or ``None`` where there is none:
-    llmemo's loop-free sync paths rely on the clients' socket timeouts instead. (Python 3.10
-    has no ``asyncio.timeout``; there the socket timeouts are the bound too.)"""
-    if sys.version_info < (3, 11):  # pragma: no cover - exercised on 3.10 only
-        return None
-    try:
-        task = asyncio.current_task()
-    except RuntimeError:
-        return None
-    return None if task is None else asyncio.timeout(seconds)
+class _Watch:
+    """One guarded call under a budget: its task, deadline (loop time) and whether the
+    budget ran out (the task was then cancelled by :class:`_Deadlines`)."""
+
+    __slots__ = ("cancelling", "deadline", "expired", "owner", "task")
+
+    def __init__(self, owner: _Deadlines, task: asyncio.Task[Any], deadline: float) -> None:
+        self.owner = owner
+        self.task = task
+        self.deadline = deadline
+        self.cancelling: int = task.cancelling()  # type: ignore[attr-defined]
+        self.expired = False
+
+
+class _Deadlines:
+    """The budgets of one event loop's guarded calls, enforced by one timer.
+
+    ``asyncio.timeout`` schedules and cancels a timer handle per call (about 5 us, plus a
+    cancelled handle left in the loop's heap until it is cleaned); on a cache hit of
+    ~100 us that is a visible share. Here a call registers its deadline in a dict and one
+    timer per loop, set for the earliest deadline, cancels the tasks whose budget ran out
+    (the guard turns that cancellation into a timeout, as ``asyncio.timeout`` does).
+    """
+
+    __slots__ = ("_handle", "_loop", "_watches")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._watches: dict[int, _Watch] = {}
+        self._handle: asyncio.TimerHandle | None = None
+
+    def enter(self, task: asyncio.Task[Any], seconds: float) -> _Watch:
+        watch = _Watch(self, task, self._loop.time() + seconds)
+        self._watches[id(watch)] = watch
+        handle = self._handle
+        if handle is None or watch.deadline < handle.when():
+            if handle is not None:
+                handle.cancel()
+            self._handle = self._loop.call_at(watch.deadline, self._expire)
+        return watch
+
+    def leave(self, watch: _Watch) -> None:
+        del self._watches[id(watch)]
+
+    def _expire(self) -> None:
+        self._handle = None
+        now = self._loop.time()
+        earliest: float | None = None
+        for watch in self._watches.values():
+            if watch.expired:
+                continue
+            if watch.deadline <= now:
+                watch.expired = True
+                watch.task.cancel()
+            elif earliest is None or watch.deadline < earliest:
+                earliest = watch.deadline
+        if earliest is not None:
+            self._handle = self._loop.call_at(earliest, self._expire)
+
+
+def _cancelled_by_others(watch: _Watch) -> bool:
+    """Withdraw our cancellation of an expired call's task; whether another is pending
+    (then the ``CancelledError`` is not ours to turn into a timeout). Python 3.11+."""
+    remaining: int = watch.task.uncancel()  # type: ignore[attr-defined]
+    return remaining > watch.cancelling
+
+
+_deadlines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deadlines]
+_deadlines = weakref.WeakKeyDictionary()
+
+
+def _deadlines_of(loop: asyncio.AbstractEventLoop) -> _Deadlines:
+    deadlines = _deadlines.get(loop)
+    if deadlines is None:
+        deadlines = _deadlines[loop] = _Deadlines(loop)
+    return deadlines
 
 
 class Guard:
@@ -196,6 +262,27 @@ class Guard:
         self._clock = clock
         self._last_warning: dict[str, float] = {}
         self._warn_lock = threading.Lock()
+        # The loop of the last guarded call and its deadlines (most caches use one loop).
+        self._last_deadlines: tuple[asyncio.AbstractEventLoop, _Deadlines] | None = None
+
+    def _watch(self) -> _Watch | None:
+        """Register this call's budget with its loop's :class:`_Deadlines`, or ``None``
+        where no budget is enforced here: no budget, no running task (llmemo's loop-free
+        sync paths rely on the clients' socket timeouts), or Python 3.10 (no
+        ``Task.uncancel``; the socket timeouts bound the time there too)."""
+        if self._timeout is None or sys.version_info < (3, 11):
+            return None
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        task = asyncio.current_task(loop)
+        if task is None:
+            return None
+        last = self._last_deadlines  # one read: other threads run other loops
+        if last is None or last[0] is not loop:
+            last = self._last_deadlines = (loop, _deadlines_of(loop))
+        return last[1].enter(task, self._timeout)
 
     def breaker_for(self, scope: str | None) -> Breaker:
         """The breaker of ``scope`` (e.g. one Redis Cluster node), made on first use; the
@@ -237,16 +324,17 @@ class Guard:
                     f"{self.kind} circuit is open after repeated failures; {operation} skipped"
                 )
             return fallback
+        watch = self._watch()
         try:
-            scope = None if self._timeout is None else _timeout_scope(self._timeout)
-            if scope is None:
-                result = await action()
-            else:
-                async with scope:
-                    result = await action()
+            result = await action()
         except asyncio.CancelledError:
-            raise
-        except TimeoutError as exc:  # asyncio's budget, or BackendTimeoutError
+            if watch is None or not watch.expired or _cancelled_by_others(watch):
+                raise
+            over = BackendTimeoutError(
+                f"{self.kind} {operation} exceeded its {self._timeout} s budget"
+            )
+            return self._failed(operation, over, over, fallback, breaker)
+        except TimeoutError as exc:  # BackendTimeoutError, or the client's own timeout
             error = (
                 exc
                 if isinstance(exc, BackendError)
@@ -262,6 +350,9 @@ class Guard:
                 raise  # a bug or a caller error, not a backend failure
             failure = BackendError(f"embedder failed: {type(exc).__name__}: {exc}")
             return self._failed(operation, failure, exc, fallback, breaker)
+        finally:
+            if watch is not None:
+                watch.owner.leave(watch)
         if breaker.success():
             self.stats.add("breaker_closes")
             logger.warning("llmemo: %s is back; circuit closed", self.kind)

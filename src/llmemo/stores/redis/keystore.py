@@ -15,6 +15,7 @@ from llmemo.errors import ConfigurationError
 from llmemo.stores.redis._common import (
     check_client,
     client_from_url,
+    command_runner,
     glob_escape,
     node_name,
     ttl_to_ms,
@@ -67,6 +68,7 @@ class RedisKeyStore:
 
     __slots__ = (
         "_client",
+        "_command",
         "_delete_batch",
         "_is_cluster",
         "_owns_client",
@@ -86,6 +88,7 @@ class RedisKeyStore:
         if delete_batch <= 0:
             raise ConfigurationError(f"delete_batch must be > 0, got {delete_batch!r}")
         self._client = client
+        self._command = command_runner(client)
         self._is_cluster = isinstance(client, RedisCluster)
         self._scan_count = scan_count
         self._delete_batch = delete_batch
@@ -142,7 +145,7 @@ class RedisKeyStore:
             BackendError: The key holds a non-string Redis type, or the server failed.
         """
         with map_redis_errors("GET"):
-            value = await self._client.get(key)
+            value = await self._command("GET", key)
         # redis-py types replies as bytes | str; this client never decodes (checked in
         # __init__), so they are bytes.
         return cast("bytes | None", value)

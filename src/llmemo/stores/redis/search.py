@@ -49,6 +49,7 @@ from llmemo.stores.redis._common import (
     check_max_distance,
     check_token,
     client_from_url,
+    command_runner,
     encode_vector,
     glob_escape,
     node_name,
@@ -309,6 +310,7 @@ class RedisSearchVectorStore:
         "_client",
         "_closed",
         "_cluster",
+        "_command",
         "_dimension",
         "_dtype",
         "_dtype_name",
@@ -370,6 +372,7 @@ class RedisSearchVectorStore:
             )
         self._recreate = recreate_index_on_mismatch
         self._client = client
+        self._command = command_runner(client)
         self._key_root = f"{self._name}:v1:s:"
         self._cluster: RedisCluster | None = client if isinstance(client, RedisCluster) else None
         # Cluster: one index per primary, "<name>:v1:ix:{<tag>}"; primary name -> index
@@ -473,7 +476,7 @@ class RedisSearchVectorStore:
     async def _ft(self, node: ClusterNode | None, *args: Any) -> Any:
         """Send one ``FT.*`` command: to ``node`` on a cluster, else to the server."""
         if node is None:
-            return await self._client.execute_command(*args)
+            return await self._command(*args)
         return await self._client.execute_command(*args, target_nodes=node)
 
     async def _info(self, index: str, node: ClusterNode | None) -> tuple[bool, _Schema | None]:
@@ -777,7 +780,7 @@ class RedisSearchVectorStore:
         check_token(partition, "partition")
         check_token(entry_id, "entry_id")
         with map_redis_errors("HGET"):
-            value = await self._client.hget(self._key(partition, entry_id), _PAYLOAD)
+            value = await self._command("HGET", self._key(partition, entry_id), _PAYLOAD)
         # This client never decodes (checked in __init__): replies are bytes.
         return cast("bytes | None", value)
 

@@ -37,6 +37,7 @@ from llmemo.stores.redis._common import (
     check_max_distance,
     check_token,
     client_from_url,
+    command_runner,
     encode_vector,
     glob_escape,
     node_name,
@@ -212,6 +213,7 @@ class RedisVectorSetStore:
         "_add_options",
         "_client",
         "_closed",
+        "_command",
         "_dimension",
         "_ef_runtime",
         "_name",
@@ -253,6 +255,7 @@ class RedisVectorSetStore:
         self._add_options = tuple(options)
         self._ef_runtime = "" if ef is None else str(ef)
         self._client = client
+        self._command = command_runner(client)
         self._set_root = f"{self._name}:v1:vs:"
         self._payload_root = f"{self._name}:v1:vp:"
         self._owns_client = False
@@ -302,7 +305,7 @@ class RedisVectorSetStore:
 
     async def _run(self, script: LuaScript, keys: tuple[str, ...], args: tuple[Any, ...]) -> Any:
         """Run ``script`` in one round trip (two the first time a server sees it)."""
-        return await run_script(self._client, script, keys, args)
+        return await run_script(self._client, script, keys, args, self._command)
 
     async def add(
         self,
@@ -349,7 +352,7 @@ class RedisVectorSetStore:
         check_token(partition, "partition")
         check_token(entry_id, "entry_id")
         with map_redis_errors("GET"):
-            value = await self._client.get(self._payload_key(partition, entry_id))
+            value = await self._command("GET", self._payload_key(partition, entry_id))
         # This client never decodes (checked in __init__): replies are bytes.
         return cast("bytes | None", value)
 
