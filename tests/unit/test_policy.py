@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
+import pytest
+
 from llmemo.caches.base import CacheStats
 from llmemo.errors import BackendUnavailableError
 from llmemo.policy import FailurePolicy, Guard
@@ -41,3 +46,75 @@ async def test_a_failing_scope_opens_only_its_own_circuit() -> None:
     assert await guard.call("lookup", working, "miss", "node-a") == "ok"
     assert guard.breaker_for("node-a").state == "closed"
     assert stats.breaker_closes == 1
+
+
+# Budgets: one timer per loop (llmemo.policy._Deadlines) instead of asyncio.timeout per call.
+
+
+def budget_guard(seconds: float = 0.05) -> Guard:
+    return Guard(FailurePolicy(operation_timeout=seconds), "store", CacheStats())
+
+
+async def test_a_call_over_budget_is_a_counted_timeout_and_the_task_lives_on() -> None:
+    guard = budget_guard()
+
+    async def slow() -> str:
+        await asyncio.sleep(10)
+        return "late"
+
+    started = time.monotonic()
+    assert await guard.call("lookup", slow, "fallback") == "fallback"
+    assert 0.04 <= time.monotonic() - started < 1.0
+    assert guard.stats.errors_timeout == 1
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0  # our cancellation was withdrawn
+    await asyncio.sleep(0)  # and no stray cancellation is pending either
+    assert await guard.call("lookup", working, "fallback") == "ok"
+
+
+async def test_calls_within_budget_leave_nothing_behind() -> None:
+    guard = budget_guard(0.02)
+    for _ in range(100):
+        assert await guard.call("lookup", working, "fallback") == "ok"
+    await asyncio.sleep(0.05)  # the loop's timer fires and finds nothing to cancel
+    assert guard.stats.errors_timeout == 0
+
+
+async def test_concurrent_calls_each_get_their_own_budget() -> None:
+    guard = budget_guard(0.05)
+
+    async def sleeps(seconds: float) -> str:
+        await asyncio.sleep(seconds)
+        return "ok"
+
+    results = await asyncio.gather(
+        guard.call("lookup", lambda: sleeps(0.001), "fallback"),
+        guard.call("lookup", lambda: sleeps(10), "fallback"),
+        guard.call("lookup", lambda: sleeps(0.01), "fallback"),
+    )
+    assert results == ["ok", "fallback", "ok"]
+    assert guard.stats.errors_timeout == 1
+
+
+async def test_a_cancellation_from_outside_is_not_turned_into_a_miss() -> None:
+    guard = budget_guard(5.0)
+
+    async def slow() -> str:
+        await asyncio.sleep(10)
+        return "late"
+
+    task = asyncio.create_task(guard.call("lookup", slow, "fallback"))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert guard.stats.errors_timeout == 0
+
+
+def test_loop_free_calls_have_no_timer() -> None:
+    # llmemo's sync faces drive coroutines without a loop: the socket timeouts bound them.
+    guard = budget_guard()
+    coroutine = guard.call("lookup", working, "fallback")
+    with pytest.raises(StopIteration) as done:
+        coroutine.send(None)
+    assert done.value.value == "ok"

@@ -84,8 +84,10 @@ class _RedisLangChainCache(LangChainCache):
         self._publish_tasks: set[asyncio.Task[None]] = set()
 
     def _due_deltas(self) -> dict[str, int] | None:
+        if not self._stats_key:
+            return None
         now = time.monotonic()
-        if not self._stats_key or now < self._next_publish:
+        if now < self._next_publish:
             return None
         with self._publish_lock:
             if now < self._next_publish:
