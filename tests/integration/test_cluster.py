@@ -266,14 +266,24 @@ async def test_semantic_hits_and_isolation_on_every_shard(
             assert len(names) == 1
 
 
+# Long enough for 40 exact and 2x3 semantic writes plus their checks on a loaded 2-core CI
+# machine (1 s was seen to expire entries before the "all present" check).
+TTL_ON_SHARDS = 2.5
+
+
 async def test_ttl_on_every_shard(
     semantic_caches: Any, redis_cluster_url: str, unique_prefix: str
 ) -> None:
     exact = RedisCache(
-        redis_cluster_url, ttl=1.0, prefix=f"{unique_prefix}-x", cluster=True, policy=RAISE
+        redis_cluster_url,
+        ttl=TTL_ON_SHARDS,
+        prefix=f"{unique_prefix}-x",
+        cluster=True,
+        policy=RAISE,
     )
     semantic = {
-        backend: semantic_caches(backend, ttl=1.0) for backend in ("redisearch", "vectorset")
+        backend: semantic_caches(backend, ttl=TTL_ON_SHARDS)
+        for backend in ("redisearch", "vectorset")
     }
     # 40 keys land on all three shards but with probability 3 * (2/3)**40 (~1e-7).
     prompts = [f"question {i}" for i in range(40)]
@@ -295,7 +305,7 @@ async def test_ttl_on_every_shard(
     assert all([await exact.alookup(p, "llm") for p in prompts])
     for model in models["redisearch"]:
         assert await semantic["redisearch"].alookup(FRANCE_PARAPHRASE, model) is not None
-    await asyncio.sleep(1.3)
+    await asyncio.sleep(TTL_ON_SHARDS + 0.3)
     assert [await exact.alookup(p, "llm") for p in prompts] == [None] * len(prompts)
     for model in models["redisearch"]:
         assert await semantic["redisearch"].alookup(FRANCE_PARAPHRASE, model) is None

@@ -288,7 +288,8 @@ async def test_semantic_round_trips(
     semantic_factory: Any, backend: str, round_trips: RoundTrips
 ) -> None:
     """Write: one round trip. Exact repeat: one, no embedding. Semantic hit: the exact
-    probe, then (after embedding) one vector query that brings the payload back."""
+    probe, then (after embedding) one vector query that brings the payload back; with the
+    vector already memoised, both in one round trip."""
     embeddings = AsyncConceptEmbeddings()
     cache = semantic_factory(backend, embeddings=embeddings)
     await cache.aupdate("warm up", "llm", [Generation(text="w")])  # index, scripts, handshake
@@ -313,6 +314,20 @@ async def test_semantic_round_trips(
     assert hit is not None and hit.kind == "semantic"
     assert embedded_at[0] - before == 1  # the exact probe
     assert round_trips.count - embedded_at[0] == 1  # the vector query, payload included
+
+    # Asked again: the vector is memoised, so there is no embedding to save by probing
+    # first; exact probe and vector query go together in one round trip.
+    calls = len(embedded_at)
+    hit = await cache.alookup_hit(FRANCE_PARAPHRASE, "llm")
+    assert hit is not None and hit.kind == "semantic"
+    assert len(embedded_at) == calls
+    assert round_trips.count - before == 3
+    # ... and an exact entry still wins over the vector query's neighbours.
+    await cache.aupdate(FRANCE_PARAPHRASE, "llm", [Generation(text="own answer")])
+    assert await round_trips.of(lambda: cache.alookup_hit(FRANCE_PARAPHRASE, "llm")) == 1
+    exact = await cache.alookup_hit(FRANCE_PARAPHRASE, "llm")
+    assert exact is not None and exact.kind == "exact"
+    assert exact.value == [Generation(text="own answer")]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

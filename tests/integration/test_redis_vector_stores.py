@@ -17,7 +17,7 @@ import pytest
 from redis.asyncio import Connection, Redis
 from redis.exceptions import ResponseError
 
-from llmemo.errors import CapabilityError, ConfigurationError
+from llmemo.errors import CapabilityError, ConfigurationError, WrongTypeError
 from llmemo.stores.base import VectorStore
 from llmemo.stores.redis.search import RedisSearchVectorStore
 from llmemo.stores.redis.vectorset import RedisVectorSetStore, _vset_error
@@ -1029,3 +1029,97 @@ async def test_both_stores_are_vector_stores_and_share_a_prefix_safely(
     assert await vset.clear() == 1
     assert await search.get(P1, "s") == b"search"
     assert await search.clear() == 1
+
+
+# -- get_or_search: the exact probe and the vector query in one round trip ---------------
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(
+    "backend",
+    [
+        pytest.param("redisearch", marks=pytest.mark.redisearch),
+        pytest.param("vectorset", marks=pytest.mark.vectorset),
+    ],
+)
+async def test_get_or_search_returns_the_entry_else_the_search(
+    backend: str,
+    make_search: SearchFactory,
+    make_vset: VsetFactory,
+    admin: Redis,
+    redis_url: str,
+) -> None:
+    store: Any = make_search() if backend == "redisearch" else make_vset()
+    data = vectors(4)
+    for i in range(3):
+        await store.add(P1, f"e{i}", data[i], f"v{i}".encode(), ttl=60)
+    assert await store.search(P1, data[3], k=2)  # the index is known from here on
+
+    # Present: its payload (whatever the search found).
+    payload, _ = await store.get_or_search(P1, "e1", data[3], k=2)
+    assert payload == b"v1"
+    # Absent: the same matches as search().
+    payload, matches = await store.get_or_search(P1, "absent", data[3], k=2, max_distance=2.0)
+    assert payload is None
+    assert matches == await store.search(P1, data[3], k=2, max_distance=2.0)
+    assert len(matches) == 2
+    # Another partition sees none of it.
+    assert await store.get_or_search(P2, "e1", data[1], k=2) == (None, [])
+
+    # One round trip on a fresh client, commands counted server-side.
+    counting = counting_connection()
+    client = Redis.from_url(redis_url, connection_class=counting)
+    other: Any = (
+        RedisSearchVectorStore(client, store.name)
+        if backend == "redisearch"
+        else RedisVectorSetStore(client, store.name)
+    )
+    try:
+        await other.search(P1, data[3], k=1)  # learns the index; loads the script
+        counting.sends = 0
+        before = await command_calls(admin)
+        payload, matches = await other.get_or_search(P1, "absent", data[0], k=1)
+        after = await command_calls(admin)
+        assert payload is None and matches[0].entry_id == "e0"
+        assert counting.sends == 1
+        expected = (
+            {"hget": 1, "ft.search": 1}
+            if backend == "redisearch"
+            else {"get": 2, "evalsha": 1, "vsim": 1}  # the probe's GET, the script's
+        )
+        assert {k: v for k, v in delta(before, after).items() if k in expected} == expected
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(
+    "backend",
+    [
+        pytest.param("redisearch", marks=pytest.mark.redisearch),
+        pytest.param("vectorset", marks=pytest.mark.vectorset),
+    ],
+)
+async def test_get_or_search_reports_a_foreign_key_and_a_fresh_script_loads(
+    backend: str, make_search: SearchFactory, make_vset: VsetFactory, admin: Redis
+) -> None:
+    store: Any = make_search() if backend == "redisearch" else make_vset()
+    data = vectors(2)
+    await store.add(P1, "e0", data[0], b"v0", ttl=60)
+    assert await store.search(P1, data[0], k=1)
+    key = (
+        store._key(P1, "intruder")
+        if backend == "redisearch"
+        else store._payload_key(P1, "intruder")
+    )
+    await admin.rpush(key, "not an entry")  # another Redis type where an entry could be
+    try:
+        payload, matches = await store.get_or_search(P1, "intruder", data[0], k=1)
+        assert isinstance(payload, WrongTypeError)  # in the payload's place; matches valid
+        assert [m.payload for m in matches] == [b"v0"]
+        if backend == "vectorset":
+            await admin.script_flush()  # NOSCRIPT on the pipelined EVALSHA: sent in full
+            payload, matches = await store.get_or_search(P1, "absent", data[0], k=1)
+            assert payload is None and [m.payload for m in matches] == [b"v0"]
+    finally:
+        await admin.delete(key)

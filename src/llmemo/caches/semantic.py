@@ -268,6 +268,33 @@ class SemanticCache:
             self.runtime.stats.add("embedder_errors")
             return []
 
+    async def _get_or_search(
+        self,
+        probing: Any,
+        partition: str,
+        entry_id: str,
+        vector: list[float],
+        k: int,
+        threshold: float,
+    ) -> tuple[bytes | None, list[VectorMatch]]:
+        try:
+            payload, matches = await probing(
+                partition, entry_id, vector, k=k, max_distance=threshold
+            )
+        except WrongTypeError:
+            # As in _search: another Redis type under the partition's key (bad data).
+            self.runtime.stats.add("decode_errors")
+            return None, []
+        except ConfigurationError:
+            # As in _search: a vector that does not fit the store is a counted miss.
+            self.runtime.stats.add("embedder_errors")
+            return None, []
+        if isinstance(payload, WrongTypeError):
+            # Another Redis type where our exact entry would be: bad stored data.
+            self.runtime.stats.add("decode_errors")
+            payload = None
+        return payload, matches
+
     async def _get(self, partition: str, entry_id: str) -> bytes | None:
         try:
             return await self.store.get(partition, entry_id)
@@ -347,7 +374,28 @@ class SemanticCache:
         guard = self.runtime.store_guard
         parts, partition, entry_id = self._locate(prompt, llm_string)
         node = self._node_of(partition)
-        if self.exact_first or not parts.text:
+        k = self.candidates
+        # With the vector already in hand (memoised), the exact probe has no embedding
+        # left to save: stores that can send it with the vector query in one round trip
+        # do so (an exact entry still wins).
+        memoised = self._memo.get(parts.text) if self.exact_first and parts.text else None
+        probing = getattr(self.store, "get_or_search", None)
+        matches: list[VectorMatch] | None = None
+        if memoised is not None and probing is not None:
+            both = await guard.call(
+                "lookup",
+                lambda: self._get_or_search(probing, partition, entry_id, memoised, k, threshold),
+                _STORE_FAILED,
+                node,
+            )
+            if both is _STORE_FAILED:
+                self.stats.add("misses")
+                return None
+            payload, matches = both
+            entry = None if payload is None else self._decode(payload)
+            if entry is not None:
+                return self._hit(entry, "exact", 0.0, entry_id)
+        elif self.exact_first or not parts.text:
             payload = await guard.call(
                 "lookup", lambda: self._get(partition, entry_id), _STORE_FAILED, node
             )
@@ -359,16 +407,17 @@ class SemanticCache:
             entry = None if payload is None else self._decode(payload)
             if entry is not None:
                 return self._hit(entry, "exact", 0.0, entry_id)
-        vector = None if not parts.text else await self._embed_guarded(parts.text, "lookup")
-        if vector is not None:
-            k = self.candidates
-            no_matches: list[VectorMatch] = []
-            matches = await guard.call(
-                "vector query",
-                lambda: self._search(partition, vector, k, threshold),
-                no_matches,
-                node,
-            )
+        if matches is None and parts.text:
+            vector = await self._embed_guarded(parts.text, "lookup")
+            if vector is not None:
+                no_matches: list[VectorMatch] = []
+                matches = await guard.call(
+                    "vector query",
+                    lambda: self._search(partition, vector, k, threshold),
+                    no_matches,
+                    node,
+                )
+        if matches:
             signature: Any = None
             if self.verifier is not None and matches:
                 signature = self._signature(self.verifier, parts.text)

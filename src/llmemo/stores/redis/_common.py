@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from llmemo.config import validate_ttl
 from llmemo.errors import ConfigurationError
@@ -42,6 +42,7 @@ __all__ = [
     "encode_vector",
     "glob_escape",
     "node_name",
+    "pair_runner",
     "run_script",
     "slot_tag",
     "ttl_to_ms",
@@ -206,6 +207,52 @@ def command_runner(client: Redis | RedisCluster) -> CommandRunner:
             await pool.release(connection)
         callback = callbacks.get(args[0])
         return response if callback is None else callback(response)
+
+    return run
+
+
+PairRunner = Callable[[tuple[Any, ...], tuple[Any, ...]], Awaitable[tuple[Any, Any]]]
+
+
+def pair_runner(client: Redis | RedisCluster) -> PairRunner | None:
+    """A coroutine function sending two commands in one round trip (pipelined on one
+    connection, not a transaction) and returning both raw replies, or ``None`` where that
+    is not available (a cluster client, whose two keys may live on other nodes; a
+    single-connection client).
+
+    An error reply (``ResponseError``, e.g. ``WRONGTYPE`` or ``NOSCRIPT``) is returned in
+    its place, not raised, so that the other reply is still read and the connection stays
+    in step; connection errors and timeouts raise (redis-py disconnects the connection
+    first), under the connection's ``retry`` policy like :func:`command_runner`. Reply
+    callbacks are not applied: use it for commands whose raw reply the caller parses.
+    """
+    if not isinstance(client, Redis) or client.single_connection_client:
+        return None
+    pool = client.connection_pool
+
+    async def run(first: tuple[Any, ...], second: tuple[Any, ...]) -> tuple[Any, Any]:
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+
+            async def send_and_read() -> tuple[Any, Any]:
+                await connection.send_packed_command(connection.pack_commands((first, second)))
+                replies: list[Any] = []
+                for _ in range(2):
+                    try:
+                        replies.append(await connection.read_response())
+                    except ResponseError as exc:
+                        replies.append(exc)
+                return replies[0], replies[1]
+
+            async def reconnect(_error: Exception) -> None:
+                await connection.disconnect()
+
+            replies: tuple[Any, Any] = await connection.retry.call_with_retry(
+                send_and_read, reconnect
+            )
+        finally:
+            await pool.release(connection)
+        return replies
 
     return run
 

@@ -40,7 +40,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from llmemo.config import validate_optional_positive_int
-from llmemo.errors import BackendError, CapabilityError, ConfigurationError
+from llmemo.errors import BackendError, CapabilityError, ConfigurationError, WrongTypeError
 from llmemo.stores.base import Vector, VectorMatch
 from llmemo.stores.redis._common import (
     LuaScript,
@@ -53,6 +53,7 @@ from llmemo.stores.redis._common import (
     encode_vector,
     glob_escape,
     node_name,
+    pair_runner,
     run_script,
     slot_tag,
     ttl_to_ms,
@@ -323,6 +324,7 @@ class RedisSearchVectorStore:
         "_m",
         "_name",
         "_owns_client",
+        "_pair",
         "_ready",
         "_recreate",
         "_search_args",
@@ -373,6 +375,7 @@ class RedisSearchVectorStore:
         self._recreate = recreate_index_on_mismatch
         self._client = client
         self._command = command_runner(client)
+        self._pair = pair_runner(client)
         self._key_root = f"{self._name}:v1:s:"
         self._cluster: RedisCluster | None = client if isinstance(client, RedisCluster) else None
         # Cluster: one index per primary, "<name>:v1:ix:{<tag>}"; primary name -> index
@@ -834,6 +837,67 @@ class RedisSearchVectorStore:
             # Dropped behind our back: the next add creates it again.
             self._ready = False
             return []
+
+    async def get_or_search(
+        self,
+        partition: str,
+        entry_id: str,
+        vector: Vector,
+        *,
+        k: int = 1,
+        max_distance: float = 2.0,
+    ) -> tuple[bytes | WrongTypeError | None, list[VectorMatch]]:
+        """The payload of ``entry_id`` and, when it is absent, :meth:`search`'s result:
+        ``HGET`` and ``FT.SEARCH`` pipelined in one round trip on a standalone server
+        (the search's work is wasted when the entry exists); a cluster (or an index not
+        yet seen) asks in turn. A key of another Redis type where the entry would be comes
+        back as a :class:`~llmemo.errors.WrongTypeError` in the payload's place (the
+        matches are still valid).
+
+        Raises:
+            As :meth:`get` and :meth:`search`.
+        """
+        check_token(entry_id, "entry_id")
+        if self._pair is None or not self._ready or self._cluster is not None:
+            payload: bytes | WrongTypeError | None
+            try:
+                payload = await self.get(partition, entry_id)
+            except WrongTypeError as exc:
+                payload = exc
+            if isinstance(payload, bytes):
+                return payload, []
+            return payload, await self.search(partition, vector, k=k, max_distance=max_distance)
+        check_token(partition, "partition")
+        k = check_k(k)
+        max_distance = check_max_distance(max_distance)
+        blob = encode_vector(vector, self._dtype, self._dimension).tobytes()
+        head, tail = self._args_for(k)
+        query = ("FT.SEARCH", self._name, *head, partition, "blob", blob, *tail)
+        try:
+            probe, reply = await self._pair(
+                ("HGET", self._key(partition, entry_id), _PAYLOAD), query
+            )
+        except DRIVER_ERRORS as exc:
+            raise translate(exc, "HGET + FT.SEARCH") from exc
+        if isinstance(probe, bytes):
+            return probe, []
+        wrong_type: WrongTypeError | None = None
+        if isinstance(probe, ResponseError):
+            error = translate(probe, "HGET")
+            if not isinstance(error, WrongTypeError):
+                raise error from probe
+            wrong_type = error
+        if isinstance(reply, ResponseError):
+            if _is_missing_index(reply):
+                self._ready = False  # dropped behind our back: the next add creates it
+                return wrong_type, []
+            raise _search_error(reply, "FT.SEARCH") from reply
+        id_start = len(self._key_root) + len(partition) + 3  # root + "{" + p + "}:"
+        matches, rows, skipped, beyond = _parse_search(reply, id_start, max_distance)
+        if not skipped or beyond or len(matches) >= k or rows < k:
+            return wrong_type, matches[:k]
+        # Expired documents took places among the nearest: the plain search asks again.
+        return wrong_type, await self.search(partition, vector, k=k, max_distance=max_distance)
 
     async def _search_cluster(
         self, partition: str, array: Any, k: int, max_distance: float

@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any, Final, cast
 import numpy as np
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from llmemo.config import validate_optional_positive_int
-from llmemo.errors import BackendError, CapabilityError, ConfigurationError
+from llmemo.errors import BackendError, CapabilityError, ConfigurationError, WrongTypeError
 from llmemo.stores.base import Vector, VectorMatch
 from llmemo.stores.redis._common import (
     LuaScript,
@@ -41,6 +41,7 @@ from llmemo.stores.redis._common import (
     encode_vector,
     glob_escape,
     node_name,
+    pair_runner,
     run_script,
     ttl_to_ms,
     validate_name,
@@ -218,6 +219,7 @@ class RedisVectorSetStore:
         "_ef_runtime",
         "_name",
         "_owns_client",
+        "_pair",
         "_payload_root",
         "_quantization",
         "_set_root",
@@ -256,6 +258,7 @@ class RedisVectorSetStore:
         self._ef_runtime = "" if ef is None else str(ef)
         self._client = client
         self._command = command_runner(client)
+        self._pair = pair_runner(client)
         self._set_root = f"{self._name}:v1:vs:"
         self._payload_root = f"{self._name}:v1:vp:"
         self._owns_client = False
@@ -376,15 +379,28 @@ class RedisVectorSetStore:
             CapabilityError: The server has no vector sets.
             BackendError: The server failed.
         """
+        args = self._search_args(partition, vector, k, max_distance)
+        if args is None:
+            return []
+        try:
+            reply = await self._run(_SEARCH, (self._set_key(partition),), args)
+        except DRIVER_ERRORS as exc:
+            raise _vset_error(exc, "VSIM") from exc
+        return _matches(reply, max_distance)
+
+    def _search_args(
+        self, partition: str, vector: Vector, k: int, max_distance: float
+    ) -> tuple[Any, ...] | None:
+        """The search script's ARGV, checked; ``None`` when nothing can be within reach."""
         check_token(partition, "partition")
         k = check_k(k)
         max_distance = check_max_distance(max_distance)
         array = encode_vector(vector, _FP32, self._dimension)
         if max_distance < 0.0:
-            return []
+            return None
         # score >= 1 - max_distance / 2  <=>  distance <= max_distance.
         epsilon = "" if max_distance >= 2.0 else repr(max_distance / 2.0 + _EPSILON_SLACK)
-        args = (
+        return (
             array.tobytes(),
             k,
             f"{self._payload_root}{{{partition}}}:",
@@ -392,18 +408,56 @@ class RedisVectorSetStore:
             self._ef_runtime,
             _MAX_REMOVALS_PER_SEARCH,
         )
+
+    async def get_or_search(
+        self,
+        partition: str,
+        entry_id: str,
+        vector: Vector,
+        *,
+        k: int = 1,
+        max_distance: float = 2.0,
+    ) -> tuple[bytes | WrongTypeError | None, list[VectorMatch]]:
+        """The payload of ``entry_id`` and, when it is absent, :meth:`search`'s result:
+        ``GET`` and the search script pipelined in one round trip on a standalone server
+        (the search's work is wasted when the entry exists); a cluster asks in turn. A
+        key of another Redis type where the entry would be comes back as a
+        :class:`~llmemo.errors.WrongTypeError` in the payload's place (the matches are
+        still valid).
+
+        Raises:
+            As :meth:`get` and :meth:`search`.
+        """
+        check_token(entry_id, "entry_id")
+        args = self._search_args(partition, vector, k, max_distance)
+        if self._pair is None or args is None:
+            payload: bytes | WrongTypeError | None
+            try:
+                payload = await self.get(partition, entry_id)
+            except WrongTypeError as exc:
+                payload = exc
+            if isinstance(payload, bytes):
+                return payload, []
+            return payload, await self.search(partition, vector, k=k, max_distance=max_distance)
+        keys = (self._set_key(partition),)
+        script = ("EVALSHA", _SEARCH.sha, 1, *keys, *args)
         try:
-            reply = await self._run(_SEARCH, (self._set_key(partition),), args)
+            probe, reply = await self._pair(("GET", self._payload_key(partition, entry_id)), script)
+            if isinstance(reply, NoScriptError):  # the server has not seen it yet: send it
+                reply = await self._run(_SEARCH, keys, args)
         except DRIVER_ERRORS as exc:
-            raise _vset_error(exc, "VSIM") from exc
-        matches: list[VectorMatch] = []
-        for i in range(0, len(reply) - 2, 3):
-            distance = 2.0 * (1.0 - float(reply[i + 1]))
-            if distance > max_distance:
-                break  # sorted by score: the rest is farther still
-            distance = 0.0 if distance < 0.0 else (2.0 if distance > 2.0 else distance)
-            matches.append(VectorMatch(reply[i].decode(), distance, reply[i + 2]))
-        return matches
+            raise _vset_error(exc, "GET + VSIM") from exc
+        if isinstance(probe, bytes):
+            return probe, []
+        wrong_type: WrongTypeError | None = None
+        if isinstance(probe, ResponseError):
+            error = _vset_error(probe, "GET")
+            if not isinstance(error, WrongTypeError):
+                raise error from probe
+            wrong_type = error
+        if isinstance(reply, ResponseError):
+            raise _vset_error(reply, "VSIM") from reply
+        return wrong_type, _matches(reply, check_max_distance(max_distance))
 
     async def delete(self, partition: str, entry_id: str) -> bool:
         """Remove one entry (``VREM`` + ``UNLINK`` in one MULTI/EXEC).
@@ -467,3 +521,15 @@ class RedisVectorSetStore:
             f"{type(self).__name__}(name={self._name!r}, quantization={self._quantization!r}, "
             f"dimension={self._dimension!r})"
         )
+
+
+def _matches(reply: Any, max_distance: float) -> list[VectorMatch]:
+    """The search script's flat reply (id, score, payload, ...) as matches within reach."""
+    matches: list[VectorMatch] = []
+    for i in range(0, len(reply) - 2, 3):
+        distance = 2.0 * (1.0 - float(reply[i + 1]))
+        if distance > max_distance:
+            break  # sorted by score: the rest is farther still
+        distance = 0.0 if distance < 0.0 else (2.0 if distance > 2.0 else distance)
+        matches.append(VectorMatch(reply[i].decode(), distance, reply[i + 2]))
+    return matches
