@@ -1,6 +1,8 @@
-"""Interleaved measurement: every variant runs in every round, in rotating order, so a
-noisy neighbour on a shared machine slows all variants alike; figures are per-operation
-latencies (medians and tails) and ratios to a floor measured in the same rounds."""
+"""Interleaved measurement: operation by operation (A B C A B C ...), the order rotating
+from round to round, so a noisy neighbour on a shared machine slows all variants alike
+(blocks of one variant at a time let a burst of load land on one variant only: ratios
+moved by 0.3x between runs); figures are per-operation latencies (medians and tails) and
+ratios to a floor measured in the same rounds."""
 
 from __future__ import annotations
 
@@ -31,28 +33,33 @@ class Series:
 
 
 def _schedule(names: list[str], rounds: int) -> list[str]:
-    """Every variant once per round, the starting variant rotating from round to round."""
-    order: list[str] = []
-    for round_index in range(rounds):
-        shift = round_index % len(names)
-        order += names[shift:] + names[:shift]
-    return order
+    """Every variant once per round, the starting variant rotating from round to round
+    (for measurements that need a whole block per variant, e.g. throughput)."""
+    return [name for order in _rounds(names, rounds) for name in order]
+
+
+def _rounds(names: list[str], rounds: int) -> list[list[str]]:
+    """The order of the variants in each round, the first one rotating from round to
+    round."""
+    return [names[i % len(names) :] + names[: i % len(names)] for i in range(rounds)]
 
 
 async def measure_async(
     variants: dict[str, AsyncOp], rounds: int, ops: int, warmup: int = 50
 ) -> dict[str, Series]:
-    """Run each async variant ``ops`` times per round for ``rounds`` rounds, interleaved."""
+    """Run each async variant ``ops`` times per round for ``rounds`` rounds, one operation
+    of each variant after the other."""
     series = {name: Series(name) for name in variants}
     for op in variants.values():
         for _ in range(warmup):
             await op()
-    for name in _schedule(list(variants), rounds):
-        op, samples = variants[name], series[name].samples
+    for order in _rounds(list(variants), rounds):
+        plan = [(variants[name], series[name].samples) for name in order]
         for _ in range(ops):
-            start = time.perf_counter_ns()
-            await op()
-            samples.append(time.perf_counter_ns() - start)
+            for op, samples in plan:
+                start = time.perf_counter_ns()
+                await op()
+                samples.append(time.perf_counter_ns() - start)
     return series
 
 
@@ -64,12 +71,13 @@ def measure_sync(
     for op in variants.values():
         for _ in range(warmup):
             op()
-    for name in _schedule(list(variants), rounds):
-        op, samples = variants[name], series[name].samples
+    for order in _rounds(list(variants), rounds):
+        plan = [(variants[name], series[name].samples) for name in order]
         for _ in range(ops):
-            start = time.perf_counter_ns()
-            op()
-            samples.append(time.perf_counter_ns() - start)
+            for op, samples in plan:
+                start = time.perf_counter_ns()
+                op()
+                samples.append(time.perf_counter_ns() - start)
     return series
 
 

@@ -373,3 +373,36 @@ async def test_a_burst_larger_than_the_pool_waits_instead_of_failing(
     pool = cache.core().store.client.connection_pool  # type: ignore[attr-defined]
     assert len(pool._available_connections) + len(pool._in_use_connections) <= 4
     await cache.aclear()
+
+
+async def test_pooled_connections_closed_by_the_server_are_replaced_without_a_miss(
+    redis_url: str, unique_prefix: str
+) -> None:
+    # llmemo's own per-loop pool hands out idle connections without probing them; one
+    # the server closed meanwhile fails once and is reconnected by the client's retry.
+    import redis.asyncio as aioredis
+
+    cache = RedisCache(redis_url, prefix=unique_prefix)
+    generations = [Generation(text="kept")]
+    await cache.aupdate("p", "llm", generations)
+    assert await cache.alookup("p", "llm") == generations
+    client = cache.core().store.client  # type: ignore[attr-defined]
+    pool = client.connection_pool
+    assert type(pool).__name__ == "LoopConnectionPool"
+    admin = aioredis.Redis.from_url(redis_url)
+    try:
+        for _ in range(3):
+            # Lookups are sequential here: the pool holds one idle connection; kill it.
+            assert len(pool._available_connections) == 1
+            assert await admin.client_kill_filter(_id=await client.client_id()) == 1
+            assert await cache.alookup("p", "llm") == generations
+        assert cache.stats.errors == 0
+        assert cache.stats.exact_hits == 4
+        # Concurrent lookups share the pool without exceeding it.
+        results = await asyncio.gather(*(cache.alookup("p", "llm") for _ in range(100)))
+        assert results == [generations] * 100
+        assert len(pool._in_use_connections) == 0
+        assert len(pool._available_connections) <= pool.max_connections
+    finally:
+        await admin.aclose()
+        await cache.aclear()

@@ -183,3 +183,51 @@ def test_nan_is_refused(bad: Any) -> None:
 @pytest.mark.parametrize("number", [2**63, -(2**63) - 1, 2**64, 10**30])
 def test_integers_beyond_64_bits_stay_exact(number: int) -> None:
     assert roundtrip({"n": number, "text": "x"}) == {"n": number, "text": "x"}
+
+
+def chat_hit() -> ChatGeneration:
+    message = AIMessage(
+        content="Paris.",
+        response_metadata={"model_name": "m", "finish_reason": "stop"},
+        usage_metadata={"input_tokens": 3, "output_tokens": 2, "total_tokens": 5},
+        id="run-1",
+    )
+    return ChatGeneration(message=message, generation_info={"finish_reason": "stop"})
+
+
+def test_chat_hits_decode_like_the_constructors_build_them() -> None:
+    # The hot path sets pydantic state directly once a self-check passed at first use;
+    # with the installed pydantic and LangChain it must be in use, and indistinguishable.
+    assert codec._fast_layout() is not None
+    original = chat_hit()
+    [decoded] = codec.decode(codec.encode([original], written_at=1.0)).value
+    assert decoded == original
+    assert decoded.model_dump() == original.model_dump()
+    public = AIMessage.model_construct(**original.message.model_dump())
+    assert decoded.message.model_fields_set == public.model_fields_set
+    assert decoded.text == "Paris."
+    # LangChain replaces the message on a hit (model_copy with zero cost): works too.
+    copied = decoded.message.model_copy(update={"usage_metadata": {"total_cost": 0}})
+    assert copied.content == "Paris." and decoded.message.usage_metadata["total_tokens"] == 5
+
+
+def test_decoded_hits_share_no_state() -> None:
+    payload = codec.encode([chat_hit()], written_at=1.0)
+    [first] = codec.decode(payload).value
+    first.message.response_metadata["mutated"] = True
+    first.message.additional_kwargs["x"] = 1
+    [second] = codec.decode(payload).value
+    assert "mutated" not in second.message.response_metadata
+    assert second.message.additional_kwargs == {}
+
+
+def test_entries_missing_fields_take_the_public_constructor() -> None:
+    # An entry written with fewer AIMessage fields (another LangChain) still decodes.
+    envelope = {
+        "v": 1,
+        "t": 1.0,
+        "k": "lc",
+        "d": [{"c": "ChatGeneration", "i": None, "m": {"c": "AIMessage", "f": {"content": "hi"}}}],
+    }
+    [decoded] = codec.decode(json.dumps(envelope).encode()).value
+    assert decoded == ChatGeneration(message=AIMessage(content="hi"))

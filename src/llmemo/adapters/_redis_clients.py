@@ -31,6 +31,7 @@ serving while a failed primary's slots are being taken over.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -126,6 +127,54 @@ def _is_cluster_client(client: Any) -> bool:
     import redis.asyncio as aioredis
 
     return isinstance(client, (redis.RedisCluster, aioredis.RedisCluster))
+
+
+@functools.cache
+def loop_pool_class() -> type[Any]:
+    """The connection pool of llmemo's own ``redis.asyncio`` clients (one client per event
+    loop, used by one cache only).
+
+    redis-py's pool takes an ``asyncio.Lock``, records observability counters and probes
+    the socket for unread data (``can_read``) on every checkout: about 15 us per command,
+    more than llmemo's own work on a cache hit. Within one event loop, with connections
+    that llmemo always reads to the end (redis-py disconnects a connection interrupted
+    mid-reply before it comes back), none of that is needed: a checkout pops an idle
+    connection and a release pushes it back. A connection the server closed meanwhile
+    fails its next command, which the clients' retry (one immediate reconnect) absorbs.
+    New connections, and anything else, go through redis-py's own code. Falls back to
+    redis-py's pool if its internals are not the ones this relies on.
+    """
+    from redis.asyncio.connection import ConnectionPool
+
+    probe = ConnectionPool()
+    if not (
+        isinstance(getattr(probe, "_available_connections", None), list)
+        and isinstance(getattr(probe, "_in_use_connections", None), set)
+    ):
+        return ConnectionPool  # pragma: no cover - another redis-py layout
+
+    class LoopConnectionPool(ConnectionPool):
+        async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+            try:
+                connection = self._available_connections.pop()
+            except IndexError:
+                return await super().get_connection()  # type: ignore[no-untyped-call]
+            self._in_use_connections.add(connection)
+            if not connection.is_connected:
+                try:
+                    await connection.connect()  # type: ignore[no-untyped-call]
+                except BaseException:
+                    await self.release(connection)
+                    raise
+            return connection
+
+        async def release(self, connection: Any) -> None:
+            self._in_use_connections.remove(connection)
+            if connection.should_reconnect():
+                await connection.disconnect()
+            self._available_connections.append(connection)
+
+    return LoopConnectionPool
 
 
 @dataclass(frozen=True)
@@ -258,14 +307,15 @@ class RedisClientFactory:
         retry = {"retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))}
         if self.is_cluster:
             return self._make_async_cluster()
+        pool_class = loop_pool_class()
         if self.url is not None:
-            pool = aio_connection.ConnectionPool.from_url(
+            pool = pool_class.from_url(
                 self.url, decode_responses=False, max_connections=size, **retry, **self.extra
             )
         else:
             assert self.settings is not None
             connection_class = getattr(aio_connection, self.settings.connection_class_name)
-            pool = aio_connection.ConnectionPool(
+            pool = pool_class(
                 connection_class=connection_class,
                 decode_responses=False,
                 max_connections=size,

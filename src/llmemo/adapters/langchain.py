@@ -126,13 +126,17 @@ def _flight_key(prompt: str, llm_string: str) -> str:
     return field_hash("flight", llm_string, prompt)
 
 
-async def _lookup_hit(core: CoreCache, prompt: str, llm_string: str) -> CacheHit | None:
-    hit = await core.alookup(prompt, llm_string)
+def _langchain_hit(core: CoreCache, hit: CacheHit | None) -> CacheHit | None:
+    """``hit`` if it holds LangChain generations, else ``None`` (counted)."""
     if hit is None:
         return None
     value = hit.value
-    if isinstance(value, list) and value and all(isinstance(item, Generation) for item in value):
-        return hit
+    if isinstance(value, list) and value:
+        for item in value:
+            if not isinstance(item, Generation):
+                break
+        else:
+            return hit
     # An entry written through the core API under the same key (JSON, not generations):
     # not a LangChain answer. Count it as what it is for LangChain: undecodable, a miss.
     stats = core.runtime.stats
@@ -314,12 +318,13 @@ class LangChainCache(BaseCache):
     async def _core_lookup(self, prompt: str, llm_string: str) -> CacheHit | None:
         bound = self._bound()
         limiter = bound.limiter
+        core = bound.core
         if limiter is None:
-            return await _lookup_hit(bound.core, prompt, llm_string)
+            return _langchain_hit(core, await core.alookup(prompt, llm_string))
         if not limiter.try_acquire():
             await limiter.acquire()
         try:
-            return await _lookup_hit(bound.core, prompt, llm_string)
+            return _langchain_hit(core, await core.alookup(prompt, llm_string))
         finally:
             limiter.release()
 
@@ -327,23 +332,34 @@ class LangChainCache(BaseCache):
         """Like :meth:`alookup`, but return the :class:`~llmemo.caches.base.CacheHit`
         (kind, distance, entry id, age) instead of the bare generations."""
         hit = await self._core_lookup(prompt, llm_string)
-        if hit is not None or self._flights is None or current_options().bypass_read:
-            return hit
+        if hit is None and self._flights is not None and not current_options().bypass_read:
+            hit = await self._after_miss(prompt, llm_string, self._flights)
+        self._after_lookup()
+        return hit
+
+    def _after_lookup(self) -> None:
+        """Called after every async lookup (subclasses publish counters here)."""
+
+    async def _after_miss(
+        self, prompt: str, llm_string: str, flights: SingleFlight
+    ) -> CacheHit | None:
+        """Single-flight after a miss: wait for a concurrent identical miss's value, or
+        lead (``None``: the caller calls the model)."""
         key = _flight_key(prompt, llm_string)
         for _ in range(_FLIGHT_ATTEMPTS):
-            flight = self._flights.join(key)
+            flight = flights.join(key)
             if flight is None:
                 # This caller leads here; with a lease, also across processes.
                 if self._cross_wait is None or await self._take_lease(prompt, llm_string):
                     return None
                 hit = await self._await_other_process(prompt, llm_string)
                 # Local waiters read the cache now (or, if it never came, retry).
-                self._flights.complete(key, None, landed=hit is not None)
+                flights.complete(key, None, landed=hit is not None)
                 return hit
             if flight is RECENT:  # stored just after our lookup missed: read it
                 return await self._core_lookup(prompt, llm_string)
             self._runtime.stats.add("singleflight_waits")
-            payload = await self._flights.wait_async(flight)
+            payload = await flights.wait_async(flight)
             if payload is not None:
                 return self._shared_hit(payload)
             # The leader's call failed: join again, so that one caller leads the retry.
@@ -446,7 +462,8 @@ class LangChainCache(BaseCache):
 
     def _sync_lookup(self, prompt: str, llm_string: str) -> CacheHit | None:
         if self._sync_core is not None:
-            return run_now(_lookup_hit(self._sync_core, prompt, llm_string))
+            core = self._sync_core
+            return _langchain_hit(core, run_now(core.alookup(prompt, llm_string)))
         return run_sync(self._core_lookup, prompt, llm_string)
 
     def lookup_hit(self, prompt: str, llm_string: str) -> CacheHit | None:

@@ -98,8 +98,7 @@ class _RedisLangChainCache(LangChainCache):
             self._published = counters
         return {k: v for k, v in deltas.items() if v}
 
-    async def alookup_hit(self, prompt: str, llm_string: str) -> CacheHit | None:
-        hit = await super().alookup_hit(prompt, llm_string)
+    def _after_lookup(self) -> None:
         deltas = self._due_deltas()
         if deltas:
             client = getattr(getattr(self.core(), "store", None), "client", None)
@@ -107,9 +106,6 @@ class _RedisLangChainCache(LangChainCache):
                 task = asyncio.get_running_loop().create_task(self._publish(client, deltas))
                 self._publish_tasks.add(task)
                 task.add_done_callback(self._publish_tasks.discard)
-        return hit
-
-    alookup_hit.__doc__ = LangChainCache.alookup_hit.__doc__
 
     def lookup_hit(self, prompt: str, llm_string: str) -> CacheHit | None:
         hit = super().lookup_hit(prompt, llm_string)

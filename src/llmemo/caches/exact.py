@@ -97,33 +97,29 @@ class ExactCache:
             BackendError: the store failed, with ``errors="raise"`` only.
         """
         started = time.perf_counter()
-        try:
-            return await self._alookup(prompt, llm_string)
-        finally:
-            self.runtime.stats.observe_lookup(time.perf_counter() - started)
-
-    async def _alookup(self, prompt: str, llm_string: str) -> CacheHit | None:
-
-        check_key_inputs(prompt, llm_string)
         stats = self.runtime.stats
-        if current_options().bypass_read:
-            stats.add("bypassed_reads")
+        try:
+            check_key_inputs(prompt, llm_string)
+            if current_options().bypass_read:
+                stats.add("bypassed_reads")
+                return None
+            key = self.key(prompt, llm_string)
+            payload = await self.runtime.store_guard.call(
+                "lookup", lambda: self._get(key), None, self._node_of(key)
+            )
+            if payload is not None:
+                try:
+                    entry = codec.decode(payload)
+                except SerializationError:
+                    stats.add("decode_errors")
+                else:
+                    stats.add("exact_hits")
+                    age = max(0.0, self._clock() - entry.written_at)
+                    return CacheHit(entry.value, "exact", 0.0, key.rsplit(":", 1)[1], age)
+            stats.add("misses")
             return None
-        key = self.key(prompt, llm_string)
-        payload = await self.runtime.store_guard.call(
-            "lookup", lambda: self._get(key), None, self._node_of(key)
-        )
-        if payload is not None:
-            try:
-                entry = codec.decode(payload)
-            except SerializationError:
-                stats.add("decode_errors")
-            else:
-                stats.add("exact_hits")
-                age = max(0.0, self._clock() - entry.written_at)
-                return CacheHit(entry.value, "exact", 0.0, key.rsplit(":", 1)[1], age)
-        stats.add("misses")
-        return None
+        finally:
+            stats.observe_lookup(time.perf_counter() - started)
 
     def _node_of(self, key: str) -> str | None:
         # Per-node circuit breakers on a Redis Cluster: a dead shard opens only its own.
