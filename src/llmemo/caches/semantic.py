@@ -27,7 +27,7 @@ from llmemo.config import (
 from llmemo.errors import ConfigurationError, SerializationError, WrongTypeError
 from llmemo.options import current_options
 from llmemo.policy import FailurePolicy
-from llmemo.stores.base import Embedder, VectorMatch, VectorStore
+from llmemo.stores.base import Embedder, ProbingVectorStore, VectorMatch, VectorStore
 from llmemo.text import PromptParts, split_prompt
 from llmemo.verify.base import Candidate, HitVerifier, Verdict
 
@@ -176,6 +176,7 @@ class SemanticCache:
         k = validate_optional_positive_int(candidates, parameter="candidates")
         self.candidates = default_k if k is None else k
         self.store = store
+        self._probing = store.get_or_search if isinstance(store, ProbingVectorStore) else None
         self.embedder = embedder
         self.runtime = runtime if runtime is not None else CacheRuntime(policy)
         self._clock = clock
@@ -379,7 +380,7 @@ class SemanticCache:
         # left to save: stores that can send it with the vector query in one round trip
         # do so (an exact entry still wins).
         memoised = self._memo.get(parts.text) if self.exact_first and parts.text else None
-        probing = getattr(self.store, "get_or_search", None)
+        probing = self._probing
         matches: list[VectorMatch] | None = None
         if memoised is not None and probing is not None:
             both = await guard.call(

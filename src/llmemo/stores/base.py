@@ -39,7 +39,15 @@ if TYPE_CHECKING:
 else:
     Vector = Sequence[float]
 
-__all__ = ["Embedder", "KeyStore", "LockingKeyStore", "Vector", "VectorMatch", "VectorStore"]
+__all__ = [
+    "Embedder",
+    "KeyStore",
+    "LockingKeyStore",
+    "ProbingVectorStore",
+    "Vector",
+    "VectorMatch",
+    "VectorStore",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +190,35 @@ class VectorStore(Protocol):
 
     async def aclose(self) -> None:
         """Release the store's connections. Idempotent."""
+        ...
+
+
+@runtime_checkable
+class ProbingVectorStore(VectorStore, Protocol):
+    """An optional extension: a vector store that can read one entry by id and run a
+    vector query in a single round trip.
+
+    :class:`~llmemo.caches.semantic.SemanticCache` uses it when the prompt's vector is
+    already at hand (memoised), so that an exact-first lookup costs one round trip.
+    """
+
+    async def get_or_search(
+        self,
+        partition: str,
+        entry_id: str,
+        vector: Vector,
+        *,
+        k: int = 1,
+        max_distance: float = 2.0,
+    ) -> tuple[bytes | BaseException | None, list[VectorMatch]]:
+        """Return ``(payload of entry_id, [])`` when that entry exists (the query may or
+        may not have run), else ``(None, search(...))``. A key of another type where the
+        entry would be comes back as a :class:`~llmemo.errors.WrongTypeError` in the
+        payload's place, with the query's matches.
+
+        Raises:
+            As :meth:`VectorStore.get` and :meth:`VectorStore.search`.
+        """
         ...
 
 
