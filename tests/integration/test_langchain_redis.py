@@ -283,14 +283,26 @@ async def test_exact_hit_and_write_are_one_round_trip_each(
     await cache.aclear()
 
 
+class SlowEmbeddings(AsyncConceptEmbeddings):
+    """Concept vectors that take 5 ms each: embedding costs more than a round trip."""
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        await asyncio.sleep(0.005)
+        return self.embed_documents(texts)
+
+    async def aembed_query(self, text: str) -> list[float]:
+        await asyncio.sleep(0.005)
+        return self.embed_query(text)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_semantic_round_trips(
     semantic_factory: Any, backend: str, round_trips: RoundTrips
 ) -> None:
-    """Write: one round trip. Exact repeat: one, no embedding. Semantic hit: the exact
-    probe, then (after embedding) one vector query that brings the payload back; with the
-    vector already memoised, both in one round trip."""
-    embeddings = AsyncConceptEmbeddings()
+    """Write: one round trip. Exact repeat: one, no embedding. Semantic hit with an
+    embedder dearer than a round trip: the exact probe, then (after embedding) one vector
+    query that brings the payload back; with the vector memoised, both in one."""
+    embeddings = SlowEmbeddings()
     cache = semantic_factory(backend, embeddings=embeddings)
     await cache.aupdate("warm up", "llm", [Generation(text="w")])  # index, scripts, handshake
     await cache.alookup("warm up too", "llm")
@@ -328,6 +340,28 @@ async def test_semantic_round_trips(
     exact = await cache.alookup_hit(FRANCE_PARAPHRASE, "llm")
     assert exact is not None and exact.kind == "exact"
     assert exact.value == [Generation(text="own answer")]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_cheap_embeddings_make_every_semantic_lookup_one_round_trip(
+    semantic_factory: Any, backend: str, round_trips: RoundTrips
+) -> None:
+    """With an embedder cheaper than a round trip, probing first saves nothing: the
+    lookup embeds, then sends the exact probe and the vector query together."""
+    embeddings = AsyncConceptEmbeddings()  # microseconds per text
+    cache = semantic_factory(backend, embeddings=embeddings)
+    await cache.aupdate(FRANCE, "llm", [Generation(text="P")])
+    for prompt in ("warm up", "warm up too", "warm up three"):  # costs measured
+        await cache.alookup(prompt, "llm")
+    for question in ("What's the capital of France?", "the capital of France is?"):
+        calls = len(embeddings.calls)
+        hit_trips = await round_trips.of(lambda q=question: cache.alookup(q, "llm"))
+        assert hit_trips == 1
+        assert len(embeddings.calls) == calls + 1  # embedded (not memoised before)
+    hit = await cache.alookup_hit("Capital of France?", "llm")
+    assert hit is not None and hit.kind == "semantic" and hit.value == [Generation(text="P")]
+    exact = await cache.alookup_hit(FRANCE, "llm")
+    assert exact is not None and exact.kind == "exact"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

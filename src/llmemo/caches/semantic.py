@@ -92,6 +92,21 @@ class _TextMemo(Generic[V]):
                 self._items.popitem(last=False)
 
 
+class _Cost:
+    """A moving average of an operation's duration in seconds (``None`` until measured).
+    Updates from several threads may race; an average that is slightly off only shifts
+    when a lookup switches strategy."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value: float | None = None
+
+    def add(self, seconds: float) -> None:
+        value = self.value
+        self.value = seconds if value is None else value + 0.2 * (seconds - value)
+
+
 class SemanticCache:
     """An async semantic cache over a :class:`~llmemo.stores.base.VectorStore`.
 
@@ -180,6 +195,8 @@ class SemanticCache:
         self.embedder = embedder
         self.runtime = runtime if runtime is not None else CacheRuntime(policy)
         self._clock = clock
+        self._embed_cost = _Cost()  # embedder calls
+        self._probe_cost = _Cost()  # exact probes (one round trip each)
         self._memo = _TextMemo[list[float]](self.config.embedding_memo_size)
         # (signature,): a verifier may sign a text None.
         self._signatures = _TextMemo[tuple[dict[str, Any] | None]](self.config.embedding_memo_size)
@@ -225,8 +242,15 @@ class SemanticCache:
         finally:
             del self._pending[key]
 
+    def _embedding_is_cheap(self) -> bool:
+        """Whether embedding has lately cost less than an exact probe's round trip."""
+        embed, probe = self._embed_cost.value, self._probe_cost.value
+        return embed is not None and probe is not None and embed < probe
+
     async def _embed_now(self, text: str) -> list[float]:
+        started = time.perf_counter()
         vectors = await self.embedder.embed([text])
+        self._embed_cost.add(time.perf_counter() - started)
         if len(vectors) != 1:
             raise SerializationError(f"embedder returned {len(vectors)} vectors for one text")
         vector = vectors[0]
@@ -376,11 +400,18 @@ class SemanticCache:
         parts, partition, entry_id = self._locate(prompt, llm_string)
         node = self._node_of(partition)
         k = self.candidates
-        # With the vector already in hand (memoised), the exact probe has no embedding
-        # left to save: stores that can send it with the vector query in one round trip
-        # do so (an exact entry still wins).
-        memoised = self._memo.get(parts.text) if self.exact_first and parts.text else None
+        # The exact probe goes first to save an embedding on exact repeats. When the
+        # vector is already in hand (memoised), or embedding has been cheaper than the
+        # probe's round trip, there is nothing to save: stores that can send the probe
+        # with the vector query in one round trip do so (an exact entry still wins).
         probing = self._probing
+        memoised: list[float] | None = None
+        embedded = False
+        if probing is not None and self.exact_first and parts.text:
+            memoised = self._memo.get(parts.text)
+            if memoised is None and self._embedding_is_cheap():
+                memoised = await self._embed_guarded(parts.text, "lookup")
+                embedded = True
         matches: list[VectorMatch] | None = None
         if memoised is not None and probing is not None:
             both = await guard.call(
@@ -397,9 +428,12 @@ class SemanticCache:
             if entry is not None:
                 return self._hit(entry, "exact", 0.0, entry_id)
         elif self.exact_first or not parts.text:
+            started = time.perf_counter()
             payload = await guard.call(
                 "lookup", lambda: self._get(partition, entry_id), _STORE_FAILED, node
             )
+            if payload is not _STORE_FAILED:
+                self._probe_cost.add(time.perf_counter() - started)
             if payload is _STORE_FAILED:
                 # The store just failed (or its circuit is open): a vector query would
                 # only spend a second budget on the same outage.
@@ -408,7 +442,7 @@ class SemanticCache:
             entry = None if payload is None else self._decode(payload)
             if entry is not None:
                 return self._hit(entry, "exact", 0.0, entry_id)
-        if matches is None and parts.text:
+        if matches is None and parts.text and not embedded:
             vector = await self._embed_guarded(parts.text, "lookup")
             if vector is not None:
                 no_matches: list[VectorMatch] = []
