@@ -111,7 +111,10 @@ class SemanticCache:
     """An async semantic cache over a :class:`~llmemo.stores.base.VectorStore`.
 
     A lookup tries the exact entry first (one ``get`` by prompt id, no embedding; see
-    ``exact_first``), then
+    ``exact_first``; when the prompt's vector is memoised, or embedding has lately cost
+    less than that round trip, stores implementing
+    :class:`~llmemo.stores.base.ProbingVectorStore` get the probe and the vector query
+    in one round trip instead), then
     embeds the text of the prompt (see :func:`llmemo.text.split_prompt`) and asks the
     store for the nearest entry *of the same partition* within ``distance_threshold``.
     The partition hashes the namespace, ``llm_string`` and every part of the prompt that
@@ -157,8 +160,10 @@ class SemanticCache:
             ttl: Default seconds an entry lives, or ``None``.
             embedding_memo_size: Recent embeddings, and as many verifier signatures,
                 kept in process (0 disables).
-            exact_first: Look the exact prompt up (one ``get``, no embedding) before
-                the vector query. ``False`` saves that round trip on every semantic hit
+            exact_first: Serve an exact repeat as exact, without embedding when embedding
+                is dear: the exact prompt is looked up (one ``get``) before the vector
+                query, or with it in one round trip when the embedding is at hand or
+                cheaper than that round trip. ``False`` saves that round trip on every semantic hit
                 and miss, at the price of embedding exact repeats too (they are then
                 found by the vector query, at distance ~0, and reported as exact).
             verifier: Decides whether a near neighbour's answer serves the new prompt
