@@ -300,10 +300,21 @@ async def test_verifier_rejects_the_nearest_and_accepts_a_further_candidate() ->
     cache, _, _ = semantic(verifier=DigitsVerifier(), distance_threshold=0.5)
     await cache.aupdate(ORDERS_30, LLM, "thirty")
     await cache.aupdate(ORDERS_50, LLM, "fifty")
+    searches: list[int] = []
+    search = cache.store.search
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        searches.append(kwargs["k"])
+        return await search(*args, **kwargs)
+
+    cache.store.search = counted  # type: ignore[method-assign]
     hit = await cache.alookup(ORDERS_50_AGAIN, LLM)
     assert hit is not None and hit.value == "fifty"
     assert hit.verdict == Verdict(True, "digits", "digits agree")
     assert cache.stats.verifier_accepts == 1
+    # The nearest alone first; refused, so all candidates, the refused one not re-asked.
+    assert searches == [1, 4]
+    assert cache.stats.verifier_rejections == 1
 
 
 async def test_verifier_rejecting_every_candidate_is_a_miss() -> None:
