@@ -1033,15 +1033,16 @@ async def test_both_stores_are_vector_stores_and_share_a_prefix_safely(
 
 # -- get_or_search: the exact probe and the vector query in one round trip ---------------
 
-
-@pytest.mark.redis
-@pytest.mark.parametrize(
+BOTH_BACKENDS = pytest.mark.parametrize(
     "backend",
     [
-        pytest.param("redisearch", marks=pytest.mark.redisearch),
-        pytest.param("vectorset", marks=pytest.mark.vectorset),
+        pytest.param("redisearch", marks=[pytest.mark.redis, pytest.mark.redisearch]),
+        pytest.param("vectorset", marks=[pytest.mark.redis, pytest.mark.vectorset]),
     ],
 )
+
+
+@BOTH_BACKENDS
 async def test_get_or_search_returns_the_entry_else_the_search(
     backend: str,
     make_search: SearchFactory,
@@ -1092,14 +1093,7 @@ async def test_get_or_search_returns_the_entry_else_the_search(
         await client.aclose()
 
 
-@pytest.mark.redis
-@pytest.mark.parametrize(
-    "backend",
-    [
-        pytest.param("redisearch", marks=pytest.mark.redisearch),
-        pytest.param("vectorset", marks=pytest.mark.vectorset),
-    ],
-)
+@BOTH_BACKENDS
 async def test_get_or_search_reports_a_foreign_key_and_a_fresh_script_loads(
     backend: str, make_search: SearchFactory, make_vset: VsetFactory, admin: Redis
 ) -> None:

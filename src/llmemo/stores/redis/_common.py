@@ -18,13 +18,13 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, ResponseError
 
 from llmemo.config import validate_ttl
-from llmemo.errors import ConfigurationError
+from llmemo.errors import ConfigurationError, WrongTypeError
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from llmemo.stores.base import Vector
+    from llmemo.stores.base import Vector, VectorMatch
 
 __all__ = [
     "GLOB_SPECIAL",
@@ -43,6 +43,8 @@ __all__ = [
     "glob_escape",
     "node_name",
     "pair_runner",
+    "probe_in_turn",
+    "probed_payload",
     "run_script",
     "slot_tag",
     "ttl_to_ms",
@@ -255,6 +257,35 @@ def pair_runner(client: Redis | RedisCluster) -> PairRunner | None:
         return replies
 
     return run
+
+
+async def probe_in_turn(
+    store: Any, partition: str, entry_id: str, vector: Vector, k: int, max_distance: float
+) -> tuple[bytes | WrongTypeError | None, list[VectorMatch]]:
+    """``get_or_search`` in two round trips (``store.get``, then ``store.search`` when the
+    entry is absent), for clients that cannot pipeline the two (a cluster)."""
+    payload: bytes | WrongTypeError | None
+    try:
+        payload = await store.get(partition, entry_id)
+    except WrongTypeError as exc:
+        payload = exc
+    if isinstance(payload, bytes):
+        return payload, []
+    return payload, await store.search(partition, vector, k=k, max_distance=max_distance)
+
+
+def probed_payload(
+    probe: Any, translate_error: Callable[[ResponseError], Exception]
+) -> bytes | WrongTypeError | None:
+    """The exact probe's reply in a pipelined ``get_or_search``: the payload, ``None``
+    (absent), or the ``WrongTypeError`` of a key of another type; any other error reply
+    raises (translated by ``translate_error``)."""
+    if probe is None or isinstance(probe, bytes):
+        return probe
+    error = translate_error(probe)
+    if isinstance(error, WrongTypeError):
+        return error
+    raise error from probe
 
 
 class LuaScript:

@@ -54,6 +54,8 @@ from llmemo.stores.redis._common import (
     glob_escape,
     node_name,
     pair_runner,
+    probe_in_turn,
+    probed_payload,
     run_script,
     slot_tag,
     ttl_to_ms,
@@ -859,14 +861,7 @@ class RedisSearchVectorStore:
         """
         check_token(entry_id, "entry_id")
         if self._pair is None or not self._ready or self._cluster is not None:
-            payload: bytes | WrongTypeError | None
-            try:
-                payload = await self.get(partition, entry_id)
-            except WrongTypeError as exc:
-                payload = exc
-            if isinstance(payload, bytes):
-                return payload, []
-            return payload, await self.search(partition, vector, k=k, max_distance=max_distance)
+            return await probe_in_turn(self, partition, entry_id, vector, k, max_distance)
         check_token(partition, "partition")
         k = check_k(k)
         max_distance = check_max_distance(max_distance)
@@ -879,25 +874,20 @@ class RedisSearchVectorStore:
             )
         except DRIVER_ERRORS as exc:
             raise translate(exc, "HGET + FT.SEARCH") from exc
-        if isinstance(probe, bytes):
-            return probe, []
-        wrong_type: WrongTypeError | None = None
-        if isinstance(probe, ResponseError):
-            error = translate(probe, "HGET")
-            if not isinstance(error, WrongTypeError):
-                raise error from probe
-            wrong_type = error
+        probed = probed_payload(probe, lambda error: translate(error, "HGET"))
+        if isinstance(probed, bytes):
+            return probed, []
         if isinstance(reply, ResponseError):
             if _is_missing_index(reply):
                 self._ready = False  # dropped behind our back: the next add creates it
-                return wrong_type, []
+                return probed, []
             raise _search_error(reply, "FT.SEARCH") from reply
         id_start = len(self._key_root) + len(partition) + 3  # root + "{" + p + "}:"
         matches, rows, skipped, beyond = _parse_search(reply, id_start, max_distance)
         if not skipped or beyond or len(matches) >= k or rows < k:
-            return wrong_type, matches[:k]
+            return probed, matches[:k]
         # Expired documents took places among the nearest: the plain search asks again.
-        return wrong_type, await self.search(partition, vector, k=k, max_distance=max_distance)
+        return probed, await self.search(partition, vector, k=k, max_distance=max_distance)
 
     async def _search_cluster(
         self, partition: str, array: Any, k: int, max_distance: float

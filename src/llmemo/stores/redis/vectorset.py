@@ -42,6 +42,8 @@ from llmemo.stores.redis._common import (
     glob_escape,
     node_name,
     pair_runner,
+    probe_in_turn,
+    probed_payload,
     run_script,
     ttl_to_ms,
     validate_name,
@@ -431,14 +433,7 @@ class RedisVectorSetStore:
         check_token(entry_id, "entry_id")
         args = self._search_args(partition, vector, k, max_distance)
         if self._pair is None or args is None:
-            payload: bytes | WrongTypeError | None
-            try:
-                payload = await self.get(partition, entry_id)
-            except WrongTypeError as exc:
-                payload = exc
-            if isinstance(payload, bytes):
-                return payload, []
-            return payload, await self.search(partition, vector, k=k, max_distance=max_distance)
+            return await probe_in_turn(self, partition, entry_id, vector, k, max_distance)
         keys = (self._set_key(partition),)
         script = ("EVALSHA", _SEARCH.sha, 1, *keys, *args)
         try:
@@ -447,17 +442,12 @@ class RedisVectorSetStore:
                 reply = await self._run(_SEARCH, keys, args)
         except DRIVER_ERRORS as exc:
             raise _vset_error(exc, "GET + VSIM") from exc
-        if isinstance(probe, bytes):
-            return probe, []
-        wrong_type: WrongTypeError | None = None
-        if isinstance(probe, ResponseError):
-            error = _vset_error(probe, "GET")
-            if not isinstance(error, WrongTypeError):
-                raise error from probe
-            wrong_type = error
+        probed = probed_payload(probe, lambda error: _vset_error(error, "GET"))
+        if isinstance(probed, bytes):
+            return probed, []
         if isinstance(reply, ResponseError):
             raise _vset_error(reply, "VSIM") from reply
-        return wrong_type, _matches(reply, check_max_distance(max_distance))
+        return probed, _matches(reply, check_max_distance(max_distance))
 
     async def delete(self, partition: str, entry_id: str) -> bool:
         """Remove one entry (``VREM`` + ``UNLINK`` in one MULTI/EXEC).
