@@ -57,3 +57,15 @@ async def test_a_waiter_cancelled_while_queued_leaves_no_trace() -> None:
         await queued
     limiter.release()
     assert limiter.try_acquire()  # the slot came back; no dead waiter kept it
+
+
+async def test_a_cancelled_waiter_dropped_by_a_release_still_raises_cancelled() -> None:
+    limiter = _Limiter(1)
+    assert limiter.try_acquire()
+    queued = asyncio.create_task(limiter.acquire())
+    await asyncio.sleep(0)
+    queued.cancel()  # its future is cancelled now; the task has not run yet ...
+    limiter.release()  # ... and this release drops the cancelled waiter, freeing the slot
+    with pytest.raises(asyncio.CancelledError):
+        await queued
+    assert limiter.try_acquire()

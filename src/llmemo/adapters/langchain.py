@@ -185,7 +185,7 @@ class _Limiter:
         except BaseException:
             if waiter.done() and not waiter.cancelled():
                 self.release()  # handed a slot just as we were cancelled: pass it on
-            else:
+            elif waiter in self._waiters:  # a release may already have dropped it
                 self._waiters.remove(waiter)
             raise
 

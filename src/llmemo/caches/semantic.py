@@ -163,9 +163,9 @@ class SemanticCache:
             exact_first: Serve an exact repeat as exact, without embedding when embedding
                 is dear: the exact prompt is looked up (one ``get``) before the vector
                 query, or with it in one round trip when the embedding is at hand or
-                cheaper than that round trip. ``False`` saves that round trip on every semantic hit
-                and miss, at the price of embedding exact repeats too (they are then
-                found by the vector query, at distance ~0, and reported as exact).
+                cheaper than that round trip. ``False`` never probes: every lookup
+                embeds, and exact repeats are found by the vector query (at distance
+                ~0, reported as exact).
             verifier: Decides whether a near neighbour's answer serves the new prompt
                 (see :mod:`llmemo.verify`); by default a new
                 :class:`~llmemo.verify.RulesVerifier` (offline rules: numbers, negation,
