@@ -177,29 +177,35 @@ class _Deadlines:
     (the guard turns that cancellation into a timeout, as ``asyncio.timeout`` does).
     """
 
-    __slots__ = ("_handle", "_loop", "_watches")
+    __slots__ = ("_next", "_watches")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    # Kept as the value of a WeakKeyDictionary keyed by the loop, so it holds no strong
+    # reference to the loop (neither the loop nor a timer handle, which refers to it):
+    # a loop that ``asyncio.run`` closed can be collected. Timers are never cancelled
+    # (a surplus one finds nothing to do); ``_next`` is when the earliest is due.
+
+    def __init__(self) -> None:
         self._watches: dict[int, _Watch] = {}
-        self._handle: asyncio.TimerHandle | None = None
+        self._next: float | None = None
 
-    def enter(self, task: asyncio.Task[Any], seconds: float) -> _Watch:
-        watch = _Watch(self, task, self._loop.time() + seconds)
+    def enter(
+        self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any], seconds: float
+    ) -> _Watch:
+        watch = _Watch(self, task, loop.time() + seconds)
         self._watches[id(watch)] = watch
-        handle = self._handle
-        if handle is None or watch.deadline < handle.when():
-            if handle is not None:
-                handle.cancel()
-            self._handle = self._loop.call_at(watch.deadline, self._expire)
+        if self._next is None or watch.deadline < self._next:
+            loop.call_at(watch.deadline, self._expire)
+            self._next = watch.deadline
         return watch
 
     def leave(self, watch: _Watch) -> None:
         del self._watches[id(watch)]
 
     def _expire(self) -> None:
-        self._handle = None
-        now = self._loop.time()
+        loop = asyncio.get_running_loop()  # a timer callback runs on its loop
+        now = loop.time()
+        if self._next is not None and self._next <= now:
+            self._next = None  # the earliest timer is this one (or already past)
         earliest: float | None = None
         for watch in self._watches.values():
             if watch.expired:
@@ -209,8 +215,9 @@ class _Deadlines:
                 watch.task.cancel()
             elif earliest is None or watch.deadline < earliest:
                 earliest = watch.deadline
-        if earliest is not None:
-            self._handle = self._loop.call_at(earliest, self._expire)
+        if earliest is not None and (self._next is None or earliest < self._next):
+            loop.call_at(earliest, self._expire)
+            self._next = earliest
 
 
 def _cancelled_by_others(watch: _Watch) -> bool:
@@ -227,7 +234,7 @@ _deadlines = weakref.WeakKeyDictionary()
 def _deadlines_of(loop: asyncio.AbstractEventLoop) -> _Deadlines:
     deadlines = _deadlines.get(loop)
     if deadlines is None:
-        deadlines = _deadlines[loop] = _Deadlines(loop)
+        deadlines = _deadlines[loop] = _Deadlines()
     return deadlines
 
 
@@ -263,7 +270,10 @@ class Guard:
         self._last_warning: dict[str, float] = {}
         self._warn_lock = threading.Lock()
         # The loop of the last guarded call and its deadlines (most caches use one loop).
-        self._last_deadlines: tuple[asyncio.AbstractEventLoop, _Deadlines] | None = None
+        # (weakly: a closed loop must be collectable).
+        self._last_deadlines: tuple[weakref.ref[asyncio.AbstractEventLoop], _Deadlines] | None = (
+            None
+        )
 
     def _watch(self) -> _Watch | None:
         """Register this call's budget with its loop's :class:`_Deadlines`, or ``None``
@@ -280,9 +290,9 @@ class Guard:
         if task is None:
             return None
         last = self._last_deadlines  # one read: other threads run other loops
-        if last is None or last[0] is not loop:
-            last = self._last_deadlines = (loop, _deadlines_of(loop))
-        return last[1].enter(task, self._timeout)
+        if last is None or last[0]() is not loop:
+            last = self._last_deadlines = (weakref.ref(loop), _deadlines_of(loop))
+        return last[1].enter(loop, task, self._timeout)
 
     def breaker_for(self, scope: str | None) -> Breaker:
         """The breaker of ``scope`` (e.g. one Redis Cluster node), made on first use; the

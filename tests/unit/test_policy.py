@@ -118,3 +118,21 @@ def test_loop_free_calls_have_no_timer() -> None:
     with pytest.raises(StopIteration) as done:
         coroutine.send(None)
     assert done.value.value == "ok"
+
+
+def test_loops_closed_by_asyncio_run_are_not_kept_alive() -> None:
+    # The per-loop deadlines must not hold their loop: apps call asyncio.run repeatedly.
+    import gc
+    import weakref
+
+    guard = budget_guard(0.05)
+    loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+
+    async def one_call() -> None:
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        assert await guard.call("lookup", working, "fallback") == "ok"
+
+    for _ in range(3):
+        asyncio.run(one_call())  # the loop closes with a timer still pending
+    gc.collect()
+    assert [ref() for ref in loops] == [None, None, None]
