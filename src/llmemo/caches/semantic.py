@@ -172,11 +172,9 @@ class SemanticCache:
                 entities and roles must agree); ``None`` serves the nearest entry under
                 the threshold, as plain semantic caches do. Its signature of each prompt
                 is stored with the entry.
-            candidates: How many nearest entries under the threshold the verifier may
-                try, nearest first (default 4 with a verifier, 1 without). The first
-                vector query asks for the nearest only; if the verifier refuses it, a
-                second query asks for ``candidates`` (one more round trip, on the way
-                to a miss or a farther hit).
+            candidates: How many nearest entries under the threshold the vector query
+                returns (in the same round trip) for the verifier to try, nearest first
+                (default 4 with a verifier, 1 without).
             policy: What failures do (ignored when ``runtime`` is given).
             runtime: Counters and guards shared with other cores of the same cache.
             clock: Wall-clock seconds, used for entry ages.
@@ -406,9 +404,7 @@ class SemanticCache:
         guard = self.runtime.store_guard
         parts, partition, entry_id = self._locate(prompt, llm_string)
         node = self._node_of(partition)
-        # One candidate first: with a verifier, more are asked for only if it refuses it.
-        k = 1
-        vector_used: list[float] | None = None
+        k = self.candidates
         # The exact probe goes first to save an embedding on exact repeats. When the
         # vector is already in hand (memoised), or embedding has been cheaper than the
         # probe's round trip, there is nothing to save: stores that can send the probe
@@ -423,7 +419,6 @@ class SemanticCache:
                 embedded = True
         matches: list[VectorMatch] | None = None
         if memoised is not None and probing is not None:
-            vector_used = memoised
             both = await guard.call(
                 "lookup",
                 lambda: self._get_or_search(probing, partition, entry_id, memoised, k, threshold),
@@ -453,7 +448,7 @@ class SemanticCache:
             if entry is not None:
                 return self._hit(entry, "exact", 0.0, entry_id)
         if matches is None and parts.text and not embedded:
-            vector = vector_used = await self._embed_guarded(parts.text, "lookup")
+            vector = await self._embed_guarded(parts.text, "lookup")
             if vector is not None:
                 no_matches: list[VectorMatch] = []
                 matches = await guard.call(
@@ -462,41 +457,22 @@ class SemanticCache:
                     no_matches,
                     node,
                 )
-        tried: set[str] = set()
         if matches:
-            hit = await self._first_served(matches, parts.text, entry_id, tried)
+            hit = await self._first_served(matches, parts.text, entry_id)
             if hit is not None:
                 return hit
-            if k < self.candidates and len(matches) >= k and vector_used is not None:
-                # The nearest was refused and more may lie within the threshold: widen
-                # once (asking for one first keeps the common case, an accepted nearest,
-                # small).
-                wide_vector = vector_used
-                no_more: list[VectorMatch] = []
-                widened = await guard.call(
-                    "vector query",
-                    lambda: self._search(partition, wide_vector, self.candidates, threshold),
-                    no_more,
-                    node,
-                )
-                hit = await self._first_served(widened, parts.text, entry_id, tried)
-                if hit is not None:
-                    return hit
         self.stats.add("misses")
         return None
 
     async def _first_served(
-        self, matches: list[VectorMatch], text: str, entry_id: str, tried: set[str]
+        self, matches: list[VectorMatch], text: str, entry_id: str
     ) -> CacheHit | None:
-        """The first of ``matches`` (nearest first, skipping ``tried`` ids, which it adds
-        to) that decodes and that the verifier accepts, as a hit; ``None`` if none."""
+        """The first of ``matches`` (nearest first) that decodes and that the verifier
+        accepts, as a hit; ``None`` if none."""
         signature: Any = None
         if self.verifier is not None:
             signature = self._signature(self.verifier, text)
         for match in matches:
-            if match.entry_id in tried:
-                continue
-            tried.add(match.entry_id)
             if match.entry_id == entry_id and self.exact_first:
                 continue  # the exact entry, already found undecodable
             entry = self._decode(match.payload)
