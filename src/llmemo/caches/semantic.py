@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from llmemo import codec, keys
+from llmemo._lru import LRU
 from llmemo.caches.base import (
     DEFAULT,
     CacheHit,
@@ -33,7 +32,6 @@ from llmemo.verify.base import Candidate, HitVerifier, Verdict
 
 __all__ = ["DEFAULT_DISTANCE_THRESHOLD", "SemanticCache", "resolve_verifier"]
 
-V = TypeVar("V")
 
 _DEFAULT_CANDIDATES = 4
 _STORE_FAILED: Any = object()
@@ -63,33 +61,6 @@ def resolve_verifier(verifier: Any) -> HitVerifier | None:
             f"or be None for the threshold alone; got {type(verifier).__qualname__}"
         )
     return verifier
-
-
-class _TextMemo(Generic[V]):
-    """A small thread-safe LRU of ``text → value`` (an embedding, a verifier signature):
-    a miss then its update compute each once, and a paraphrase asked again is not
-    re-analysed."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._items: OrderedDict[str, V] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, text: str) -> V | None:
-        with self._lock:
-            value = self._items.get(text)
-            if value is not None:
-                self._items.move_to_end(text)
-            return value
-
-    def put(self, text: str, value: V) -> None:
-        if self._size == 0:
-            return
-        with self._lock:
-            self._items[text] = value
-            self._items.move_to_end(text)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
 
 
 class _Cost:
@@ -202,9 +173,9 @@ class SemanticCache:
         self._clock = clock
         self._embed_cost = _Cost()  # embedder calls
         self._probe_cost = _Cost()  # exact probes (one round trip each)
-        self._memo = _TextMemo[list[float]](self.config.embedding_memo_size)
+        self._memo = LRU[list[float]](self.config.embedding_memo_size)
         # (signature,): a verifier may sign a text None.
-        self._signatures = _TextMemo[tuple[dict[str, Any] | None]](self.config.embedding_memo_size)
+        self._signatures = LRU[tuple[dict[str, Any] | None]](self.config.embedding_memo_size)
         self._pending: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future[list[float]]]
         self._pending = {}
 
@@ -546,7 +517,7 @@ class SemanticCache:
 
         An explicit administrative action: store errors propagate whatever the policy.
         """
-        self._memo = _TextMemo[list[float]](self.config.embedding_memo_size)
+        self._memo = LRU[list[float]](self.config.embedding_memo_size)
         return await self.store.clear()
 
     async def aclose(self) -> None:

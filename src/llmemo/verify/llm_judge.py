@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import math
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
 from llmemo import keys
+from llmemo._lru import LRU
 from llmemo.errors import ConfigurationError
 from llmemo.verify.base import Candidate, Verdict
 
@@ -70,35 +69,6 @@ def parse_yes_no(answer: str) -> bool | None:
     if word in {"no", "n", "false"}:
         return False
     return None
-
-
-class _VerdictCache:
-    """A thread-safe LRU of pair key -> accepted."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[str, bool] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> bool | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: str, value: bool) -> None:
-        if self.size == 0:
-            return
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._items)
 
 
 class LLMJudgeVerifier:
@@ -152,7 +122,7 @@ class LLMJudgeVerifier:
         self.instructions = instructions
         self.question = question
         self.timeout = timeout
-        self._verdicts = _VerdictCache(cache_size)
+        self._verdicts = LRU[bool](cache_size)
         self.calls = 0  # model calls made (cache misses), for stats and tests
 
     def __repr__(self) -> str:
