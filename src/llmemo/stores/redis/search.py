@@ -803,6 +803,15 @@ class RedisSearchVectorStore:
                 self._search_args[k] = cached
         return cached
 
+    def _search_query(self, index: str, partition: str, blob: bytes, k: int) -> tuple[Any, ...]:
+        """The ``FT.SEARCH`` command of a KNN ``k`` query in ``partition``."""
+        head, tail = self._args_for(k)
+        return ("FT.SEARCH", index, *head, partition, "blob", blob, *tail)
+
+    def _id_start(self, partition: str) -> int:
+        """Where the entry id starts in the keys of ``partition``'s documents."""
+        return len(self._key_root) + len(partition) + 3  # root + "{" + p + "}:"
+
     async def search(
         self,
         partition: str,
@@ -866,8 +875,7 @@ class RedisSearchVectorStore:
         k = check_k(k)
         max_distance = check_max_distance(max_distance)
         blob = encode_vector(vector, self._dtype, self._dimension).tobytes()
-        head, tail = self._args_for(k)
-        query = ("FT.SEARCH", self._name, *head, partition, "blob", blob, *tail)
+        query = self._search_query(self._name, partition, blob, k)
         try:
             probe, reply = await self._pair(
                 ("HGET", self._key(partition, entry_id), _PAYLOAD), query
@@ -877,17 +885,14 @@ class RedisSearchVectorStore:
         probed = probed_payload(probe, lambda error: translate(error, "HGET"))
         if isinstance(probed, bytes):
             return probed, []
-        if isinstance(reply, ResponseError):
-            if _is_missing_index(reply):
-                self._ready = False  # dropped behind our back: the next add creates it
-                return probed, []
-            raise _search_error(reply, "FT.SEARCH") from reply
-        id_start = len(self._key_root) + len(partition) + 3  # root + "{" + p + "}:"
-        matches, rows, skipped, beyond = _parse_search(reply, id_start, max_distance)
-        if not skipped or beyond or len(matches) >= k or rows < k:
-            return probed, matches[:k]
-        # Expired documents took places among the nearest: the plain search asks again.
-        return probed, await self.search(partition, vector, k=k, max_distance=max_distance)
+        try:
+            matches = await self._knn(
+                self._name, None, partition, blob, k, max_distance, first_reply=reply
+            )
+        except _MissingIndex:
+            self._ready = False  # dropped behind our back: the next add creates it
+            return probed, []
+        return probed, matches
 
     async def _search_cluster(
         self, partition: str, array: Any, k: int, max_distance: float
@@ -921,7 +926,7 @@ class RedisSearchVectorStore:
         self, index: str, partition: str, blob: bytes, k: int, max_distance: float
     ) -> list[VectorMatch]:
         """:meth:`_knn` through the cluster search script (one ``EVALSHA``)."""
-        id_start = len(self._key_root) + len(partition) + 3  # root + "{" + p + "}:"
+        id_start = self._id_start(partition)
 
         async def fetch(want: int) -> _Page:
             query = self._args_for(want)[0][0]
@@ -948,29 +953,35 @@ class RedisSearchVectorStore:
         blob: bytes,
         k: int,
         max_distance: float,
+        *,
+        first_reply: Any = None,
     ) -> list[VectorMatch]:
-        """One ``FT.SEARCH`` (more only after meeting expired documents).
+        """One ``FT.SEARCH`` (more only after meeting expired documents); with
+        ``first_reply``, the reply (or error reply) of a first one already sent.
 
         Raises:
             _MissingIndex: The index does not exist (there).
         """
-        id_start = len(self._key_root) + len(partition) + 3  # root + "{" + p + "}:"
+        id_start = self._id_start(partition)
 
-        async def fetch(want: int) -> _Page:
-            head, tail = self._args_for(want)
-            try:
-                reply = await self._ft(
-                    node, "FT.SEARCH", index, *head, partition, "blob", blob, *tail
-                )
-            except ResponseError as exc:
-                if _is_missing_index(exc):
-                    raise _MissingIndex from exc
-                raise _search_error(exc, "FT.SEARCH") from exc
-            except DRIVER_ERRORS as exc:
-                raise translate(exc, "FT.SEARCH") from exc
+        def page(reply: Any) -> _Page:
+            if isinstance(reply, ResponseError):
+                if _is_missing_index(reply):
+                    raise _MissingIndex from reply
+                raise _search_error(reply, "FT.SEARCH") from reply
             return _parse_search(reply, id_start, max_distance)
 
-        return await _until_enough(fetch, k)
+        async def fetch(want: int) -> _Page:
+            try:
+                reply = await self._ft(node, *self._search_query(index, partition, blob, want))
+            except ResponseError as exc:
+                reply = exc
+            except DRIVER_ERRORS as exc:
+                raise translate(exc, "FT.SEARCH") from exc
+            return page(reply)
+
+        first = None if first_reply is None else page(first_reply)
+        return await _until_enough(fetch, k, first)
 
     async def delete(self, partition: str, entry_id: str) -> bool:
         """Remove one entry (one ``UNLINK``); return whether it existed."""
@@ -1086,13 +1097,17 @@ def _parse_search(
 _Page = tuple[list[VectorMatch], int, int, bool]
 
 
-async def _until_enough(fetch: Callable[[int], Awaitable[_Page]], k: int) -> list[VectorMatch]:
+async def _until_enough(
+    fetch: Callable[[int], Awaitable[_Page]], k: int, first: _Page | None = None
+) -> list[VectorMatch]:
     """Fetch the ``k`` nearest rows, asking for more only when expired-but-unreclaimed
-    documents took places among them (at most ``_MAX_SEARCH_ATTEMPTS`` requests)."""
+    documents took places among them (at most ``_MAX_SEARCH_ATTEMPTS`` requests);
+    ``first`` is the page of ``k`` rows when it is already at hand."""
     want = k
     matches: list[VectorMatch] = []
-    for _ in range(_MAX_SEARCH_ATTEMPTS):
-        matches, rows, skipped, beyond = await fetch(want)
+    for attempt in range(_MAX_SEARCH_ATTEMPTS):
+        page = first if attempt == 0 and first is not None else await fetch(want)
+        matches, rows, skipped, beyond = page
         if not skipped or beyond or len(matches) >= k or rows < want:
             return matches[:k]
         want = max(want * 2, k + skipped)
