@@ -11,7 +11,7 @@ import math
 import re
 from binascii import crc_hqx
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
@@ -172,6 +172,33 @@ async def unlink_matching(
 
 
 CommandRunner = Callable[..., Awaitable[Any]]
+_T = TypeVar("_T")
+
+
+def _pooled(client: Redis | RedisCluster) -> Any:
+    """The connection pool the lean runners below may take connections from: a standalone
+    ``redis.asyncio.Redis``'s, unless it is a single-connection client; else ``None``."""
+    if not isinstance(client, Redis) or client.single_connection_client:
+        return None
+    return client.connection_pool
+
+
+async def _on_connection(pool: Any, exchange: Callable[[Any], Awaitable[_T]]) -> _T:
+    """Run ``exchange(connection)`` on a connection taken from ``pool`` and given back,
+    under the connection's own ``retry`` policy (reconnecting before a retry, as redis-py
+    does). A connection interrupted mid-reply (error, timeout, cancellation) is
+    disconnected by redis-py before it returns to the pool, so no reply is ever read by
+    the wrong caller."""
+    connection = await pool.get_connection()
+    try:
+
+        async def reconnect(_error: Exception) -> None:
+            await connection.disconnect()
+
+        result: _T = await connection.retry.call_with_retry(lambda: exchange(connection), reconnect)
+        return result
+    finally:
+        await pool.release(connection)
 
 
 def command_runner(client: Redis | RedisCluster) -> CommandRunner:
@@ -180,33 +207,23 @@ def command_runner(client: Redis | RedisCluster) -> CommandRunner:
 
     On a standalone ``redis.asyncio.Redis`` with a connection pool (not
     ``single_connection_client``) it takes a connection from the client's pool, sends,
-    reads and releases it, under the connection's own ``retry`` policy (as redis-py does)
-    and through the client's response callbacks: the same protocol, connection, retry
-    and error behaviour, minus redis-py's per-command observability hooks and retry
-    bookkeeping (about 10 us per command, ~10 % of a loopback GET). A connection
-    interrupted mid-command (error, timeout, cancellation) is disconnected by redis-py
-    before it returns to the pool, so no reply is ever read by the wrong caller. Anything
-    else (a cluster client, a single-connection client) gets ``client.execute_command``.
+    reads and releases it (see :func:`_on_connection`) and applies the client's response
+    callbacks: the same protocol, connection, retry and error behaviour, minus redis-py's
+    per-command observability hooks and retry bookkeeping (about 10 us per command, ~10 %
+    of a loopback GET). Anything else (a cluster client, a single-connection client) gets
+    ``client.execute_command``.
     """
-    if not isinstance(client, Redis) or client.single_connection_client:
+    pool = _pooled(client)
+    if pool is None:
         return client.execute_command
-    pool = client.connection_pool
     callbacks = client.response_callbacks
 
     async def run(*args: Any) -> Any:
-        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
-        try:
+        async def send_and_read(connection: Any) -> Any:
+            await connection.send_packed_command(connection.pack_command(*args))
+            return await connection.read_response()
 
-            async def send_and_read() -> Any:
-                await connection.send_packed_command(connection.pack_command(*args))
-                return await connection.read_response()
-
-            async def reconnect(_error: Exception) -> None:
-                await connection.disconnect()
-
-            response = await connection.retry.call_with_retry(send_and_read, reconnect)
-        finally:
-            await pool.release(connection)
+        response = await _on_connection(pool, send_and_read)
         callback = callbacks.get(args[0])
         return response if callback is None else callback(response)
 
@@ -224,37 +241,26 @@ def pair_runner(client: Redis | RedisCluster) -> PairRunner | None:
 
     An error reply (``ResponseError``, e.g. ``WRONGTYPE`` or ``NOSCRIPT``) is returned in
     its place, not raised, so that the other reply is still read and the connection stays
-    in step; connection errors and timeouts raise (redis-py disconnects the connection
-    first), under the connection's ``retry`` policy like :func:`command_runner`. Reply
-    callbacks are not applied: use it for commands whose raw reply the caller parses.
+    in step; connection errors and timeouts raise, under the connection's ``retry``
+    policy like :func:`command_runner`. Reply callbacks are not applied: use it for
+    commands whose raw reply the caller parses.
     """
-    if not isinstance(client, Redis) or client.single_connection_client:
+    pool = _pooled(client)
+    if pool is None:
         return None
-    pool = client.connection_pool
 
     async def run(first: tuple[Any, ...], second: tuple[Any, ...]) -> tuple[Any, Any]:
-        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
-        try:
+        async def send_and_read(connection: Any) -> tuple[Any, Any]:
+            await connection.send_packed_command(connection.pack_commands((first, second)))
+            replies: list[Any] = []
+            for _ in range(2):
+                try:
+                    replies.append(await connection.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+            return replies[0], replies[1]
 
-            async def send_and_read() -> tuple[Any, Any]:
-                await connection.send_packed_command(connection.pack_commands((first, second)))
-                replies: list[Any] = []
-                for _ in range(2):
-                    try:
-                        replies.append(await connection.read_response())
-                    except ResponseError as exc:
-                        replies.append(exc)
-                return replies[0], replies[1]
-
-            async def reconnect(_error: Exception) -> None:
-                await connection.disconnect()
-
-            replies: tuple[Any, Any] = await connection.retry.call_with_retry(
-                send_and_read, reconnect
-            )
-        finally:
-            await pool.release(connection)
-        return replies
+        return await _on_connection(pool, send_and_read)
 
     return run
 

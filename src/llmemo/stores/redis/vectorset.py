@@ -431,8 +431,9 @@ class RedisVectorSetStore:
             As :meth:`get` and :meth:`search`.
         """
         check_token(entry_id, "entry_id")
-        args = self._search_args(partition, vector, k, max_distance)
+        args = None if self._pair is None else self._search_args(partition, vector, k, max_distance)
         if self._pair is None or args is None:
+            # A cluster client, or nothing within reach: search() checks and says so.
             return await probe_in_turn(self, partition, entry_id, vector, k, max_distance)
         keys = (self._set_key(partition),)
         script = ("EVALSHA", _SEARCH.sha, 1, *keys, *args)
