@@ -389,6 +389,7 @@ class SemanticCache:
                 memoised = await self._embed_guarded(parts.text, "lookup")
                 embedded = True
         matches: list[VectorMatch] | None = None
+        payload: Any = None  # the exact entry's bytes, None (absent), or _STORE_FAILED
         if memoised is not None and probing is not None:
             both = await guard.call(
                 "lookup",
@@ -396,13 +397,7 @@ class SemanticCache:
                 _STORE_FAILED,
                 node,
             )
-            if both is _STORE_FAILED:
-                self.stats.add("misses")
-                return None
-            payload, matches = both
-            entry = None if payload is None else self._decode(payload)
-            if entry is not None:
-                return self._hit(entry, "exact", 0.0, entry_id)
+            payload, matches = (both, None) if both is _STORE_FAILED else both
         elif self.exact_first or not parts.text:
             started = time.perf_counter()
             payload = await guard.call(
@@ -410,14 +405,14 @@ class SemanticCache:
             )
             if payload is not _STORE_FAILED:
                 self._probe_cost.add(time.perf_counter() - started)
-            if payload is _STORE_FAILED:
-                # The store just failed (or its circuit is open): a vector query would
-                # only spend a second budget on the same outage.
-                self.stats.add("misses")
-                return None
-            entry = None if payload is None else self._decode(payload)
-            if entry is not None:
-                return self._hit(entry, "exact", 0.0, entry_id)
+        if payload is _STORE_FAILED:
+            # The store just failed (or its circuit is open): a vector query would only
+            # spend a second budget on the same outage.
+            self.stats.add("misses")
+            return None
+        entry = None if payload is None else self._decode(payload)
+        if entry is not None:
+            return self._hit(entry, "exact", 0.0, entry_id)
         if matches is None and parts.text and not embedded:
             vector = await self._embed_guarded(parts.text, "lookup")
             if vector is not None:
