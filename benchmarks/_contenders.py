@@ -301,7 +301,8 @@ def llmemo_core_hnsw(
     url: str, corpus: Corpus, namespace: str, ef_runtime: int, *, label: str, floor: str
 ) -> Semantic:
     """llmemo's core ``SemanticCache`` on the HNSW index another contender loads, with
-    ``RedisSearchVectorStore(ef_runtime=…)`` (the LangChain face does not expose it)."""
+    ``RedisSearchVectorStore(ef_runtime=…)``: the same query as the LangChain face's
+    default (``RedisSemanticCache(ef_runtime=100)``), without the LangChain layer."""
     import redis.asyncio as aioredis
 
     from llmemo import LangChainEmbedder, SemanticCache
@@ -559,10 +560,15 @@ def knn_args(
     )
 
 
-def vsim_args(key: str, blob: bytes, *, threaded: bool = False) -> tuple[Any, ...]:
-    """``VSIM`` top 1 with its score; by default ``NOTHREAD`` (run on the main thread, as
-    inside a script), else Redis' default of handing the search to a worker thread."""
+def vsim_args(
+    key: str, blob: bytes, *, ef: int | None = None, threaded: bool = False
+) -> tuple[Any, ...]:
+    """``VSIM`` top 1 with its score, with search breadth ``EF`` if given; by default
+    ``NOTHREAD`` (run on the main thread, as inside a script), else Redis' default of
+    handing the search to a worker thread."""
     args: tuple[Any, ...] = ("VSIM", key, "FP32", blob, "WITHSCORES", "COUNT", 1)
+    if ef is not None:
+        args = (*args, "EF", ef)
     return args if threaded else (*args, "NOTHREAD")
 
 

@@ -45,11 +45,34 @@ def command_names(packed: Any) -> list[str]:
 
 @dataclass
 class RoundTrips:
-    """Writes to Redis sockets by redis-py (sync and asyncio) while :meth:`counting`."""
+    """Writes to Redis sockets by redis-py (sync and asyncio) between :meth:`start` and
+    :meth:`stop`.
+
+    redis-py's send is patched only for that window: a patched send is a hook llmemo
+    must honour (it then sends through it, see ``llmemo.stores.redis._common._send``),
+    so timed sections must run without it.
+    """
 
     sends: int = 0
     commands: Counter[str] = field(default_factory=Counter)
     active: bool = False
+    _patch: contextlib.ExitStack | None = field(default=None, repr=False)
+
+    def start(self) -> None:
+        """Reset the counts and count every send from now on."""
+        self.stop()
+        self.reset()
+        patch = contextlib.ExitStack()
+        patch.enter_context(self.installed())
+        self._patch = patch
+        self.active = True
+
+    def stop(self) -> None:
+        """Stop counting and restore redis-py's send."""
+        self.active = False
+        if self._patch is not None:
+            self._patch.close()
+            self._patch = None
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[RoundTrips]:

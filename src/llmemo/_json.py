@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["fast_loads"]
+__all__ = ["fast_dumps", "fast_loads"]
 
 
 @functools.cache
@@ -22,3 +22,18 @@ def fast_loads() -> Callable[[bytes | str], Any] | None:
     except ImportError:
         return None
     return orjson.loads
+
+
+@functools.cache
+def fast_dumps() -> Callable[[Any], bytes] | None:
+    """``orjson.dumps`` if orjson is importable, else ``None`` (callers use the stdlib).
+
+    Its output is compact JSON with keys in insertion order; callers fall back to the
+    stdlib for what it refuses (e.g. integers beyond 64 bits).
+    """
+    try:
+        import orjson
+    except ImportError:
+        return None
+    dumps: Callable[[Any], bytes] = orjson.dumps
+    return dumps

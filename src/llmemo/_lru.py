@@ -1,10 +1,11 @@
-"""A small thread-safe LRU of ``str`` keys, for in-process memos (embeddings, verifier
-signatures, judge verdicts). Private to llmemo."""
+"""A small thread-safe LRU, for in-process memos (embeddings, verifier signatures and
+parsed signatures, judge verdicts). Private to llmemo."""
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Hashable
 from typing import Generic, TypeVar
 
 __all__ = ["LRU"]
@@ -19,17 +20,17 @@ class LRU(Generic[V]):
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._items: OrderedDict[str, V] = OrderedDict()
+        self._items: OrderedDict[Hashable, V] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> V | None:
+    def get(self, key: Hashable) -> V | None:
         with self._lock:
             value = self._items.get(key)
             if value is not None:
                 self._items.move_to_end(key)
             return value
 
-    def put(self, key: str, value: V) -> None:
+    def put(self, key: Hashable, value: V) -> None:
         if self.size == 0:
             return
         with self._lock:

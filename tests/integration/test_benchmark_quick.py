@@ -73,7 +73,7 @@ def test_full_suite_quick_mode(redis_url: str, tmp_path: Path) -> None:
     ):
         assert title in out, title
     assert "| llmemo RedisCache.alookup hit |" in out
-    assert "| raw FT.SEARCH KNN, llmemo HNSW index |" in out
+    assert "| raw FT.SEARCH KNN EF_RUNTIME 100, llmemo HNSW index |" in out
     assert "| `import llmemo` |" in out
     for module, name in (("langchain_redis", "langchain-redis"), ("gptcache", "GPTCache")):
         if importlib.util.find_spec(module) is None:

@@ -529,3 +529,64 @@ async def test_cluster_clear_scans_every_primary(
         await client.unlink(*foreign)
     finally:
         await client.aclose()
+
+
+# -- the lean runners' sends ------------------------------------------------------------------
+
+
+@pytest.mark.redis
+async def test_a_connection_class_hooking_sends_sees_every_lean_command(
+    redis_url: str, unique_prefix: str
+) -> None:
+    # A send hook (tracing, counting) on the connection class is never bypassed.
+    from redis.asyncio.connection import Connection
+
+    from llmemo.stores.redis._common import command_runner, pair_runner
+
+    sent: list[bytes] = []
+
+    class Traced(Connection):
+        async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+            sent.append(command if isinstance(command, bytes) else b"".join(command))
+            await super().send_packed_command(command, check_health)
+
+    pool = aredis.ConnectionPool.from_url(redis_url, connection_class=Traced)
+    client = aredis.Redis(connection_pool=pool)
+    try:
+        run, pair = command_runner(client), pair_runner(client)
+        assert pair is not None
+        key = f"{unique_prefix}:traced"
+        await run("SET", key, b"v")  # the first send also connects (HELLO, SETINFO)
+        sent.clear()
+        assert await run("GET", key) == b"v"
+        assert await pair(("GET", key), ("STRLEN", key)) == (b"v", 1)
+        assert len(sent) == 2
+        assert sent[0].startswith(b"*2\r\n$3\r\nGET\r\n")
+        assert b"STRLEN" in sent[1]
+        await run("DEL", key)
+    finally:
+        await client.aclose()
+        await pool.aclose()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("health_check_interval", [0, 1])
+async def test_lean_sends_of_large_commands_wait_for_the_socket(
+    redis_url: str, unique_prefix: str, health_check_interval: int
+) -> None:
+    # 8 MB cannot be written to a loopback socket at once: the rest is drained (under
+    # redis-py's socket timeout) before the reply is read. Health-checked connections
+    # take redis-py's own send.
+    from llmemo.stores.redis._common import command_runner
+
+    client = aredis.Redis.from_url(redis_url, health_check_interval=health_check_interval)
+    try:
+        run = command_runner(client)
+        key = f"{unique_prefix}:large"
+        value = secrets.token_bytes(8 * 1024 * 1024)
+        for _ in range(2):
+            assert await run("SET", key, value) is True
+            assert await run("GET", key) == value
+        assert await run("DEL", key) == 1
+    finally:
+        await client.aclose()

@@ -390,3 +390,107 @@ async def test_a_vector_of_another_dimension_is_a_miss_at_lookup_and_an_error_at
     assert reader.stats.embedder_errors == 1
     with pytest.raises(ConfigurationError, match="dimension"):
         await reader.aupdate(BREAD, LLM, "Knead")
+
+
+class FixedEmbedder:
+    """An ``Embedder`` returning one given vector for every text."""
+
+    def __init__(self, vector: Any) -> None:
+        self.vector = vector
+
+    async def embed(self, texts: Any) -> Any:
+        return [self.vector for _ in texts]
+
+
+@pytest.mark.parametrize(
+    "vector",
+    [[], [0.0, 0.0], [1.0, math.nan], [1.0, math.inf], ["north", "south"], [[1.0, 2.0]]],
+)
+async def test_an_unusable_vector_from_the_embedder_is_a_counted_miss_and_a_dropped_write(
+    vector: Any,
+) -> None:
+    cache = SemanticCache(MemoryVectorStore(), FixedEmbedder(vector))
+    assert await cache.alookup(FRANCE, LLM) is None
+    assert cache.stats.embedder_errors == 1
+    assert await cache.aupdate(FRANCE, LLM, "Paris") is False
+    assert cache.stats.embedder_errors == 2
+    assert cache.stats.writes == 0
+
+
+async def test_embeddings_are_memoised_as_read_only_float64_arrays_of_the_same_values() -> None:
+    import numpy as np
+
+    given = np.array([0.1, 0.2, 0.3], dtype=np.float32)
+    cache = SemanticCache(MemoryVectorStore(), FixedEmbedder(given))
+    await cache.aupdate(FRANCE, LLM, "Paris")
+    memoised = cache._memo.get(FRANCE)
+    assert memoised is not None and memoised.dtype == np.float64
+    assert not memoised.flags.writeable
+    assert memoised.tolist() == given.astype(np.float64).tolist()
+    given[0] = 9.0  # the embedder's own array stays its own
+    assert memoised[0] == np.float32(0.1)
+    hit = await cache.alookup(FRANCE, LLM)
+    assert hit is not None and hit.kind == "exact"
+
+
+class ProbingMemoryStore(MemoryVectorStore):
+    """A memory store that also answers ``get_or_search``, with the first ``get`` slow
+    (as a first round trip that opens the connection)."""
+
+    def __init__(self, first_get_delay: float) -> None:
+        super().__init__()
+        self.first_get_delay = first_get_delay
+        self.gets = 0
+        self.pipelined = 0
+
+    async def get(self, partition: str, entry_id: str) -> Any:
+        import asyncio
+
+        self.gets += 1
+        if self.gets == 1:
+            await asyncio.sleep(self.first_get_delay)
+        return await super().get(partition, entry_id)
+
+    async def get_or_search(
+        self, partition: str, entry_id: str, vector: Any, *, k: int = 1, max_distance: float = 2.0
+    ) -> Any:
+        self.pipelined += 1
+        payload = await super().get(partition, entry_id)
+        if payload is not None:
+            return payload, []
+        return None, await self.search(partition, vector, k=k, max_distance=max_distance)
+
+
+class SleepyEmbedder:
+    """Each call sleeps ``seconds`` (an embedder dearer than a warm probe, cheaper than a
+    cold one)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.calls = 0
+
+    async def embed(self, texts: Any) -> Any:
+        import asyncio
+
+        self.calls += 1
+        await asyncio.sleep(self.seconds)
+        return [ConceptEmbeddings().embed_query(t) for t in texts]
+
+
+async def test_a_slow_first_probe_does_not_make_a_dearer_embedder_look_cheap() -> None:
+    # The first probe (60 ms here, as a connection being opened) is not taken as the cost
+    # of a probe: with an embedder far dearer than the later probes, exact repeats keep
+    # being served by the probe alone, without embedding.
+    store = ProbingMemoryStore(first_get_delay=0.06)
+    embedder = SleepyEmbedder(0.02)
+    cache = SemanticCache(store, embedder, verifier=None)
+    # Written by another process (so the reader has not memoised its vector).
+    await SemanticCache(store, LangChainEmbedder(ConceptEmbeddings())).aupdate(FRANCE, LLM, "P")
+    for n in range(3):  # misses: probe alone, then embed and search
+        assert await cache.alookup(f"unrelated question {n}", LLM) is None
+    calls, pipelined = embedder.calls, store.pipelined
+    for _ in range(3):
+        hit = await cache.alookup(FRANCE, LLM)
+        assert hit is not None and hit.kind == "exact"
+    assert embedder.calls == calls
+    assert store.pipelined == pipelined

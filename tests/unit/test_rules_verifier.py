@@ -410,3 +410,54 @@ def test_very_long_words_cost_linear_time() -> None:
     blob = "q" * 200_000
     signature = RulesVerifier(max_chars=None).signature(f"What does {blob} mean?")
     assert blob in signature["w"]
+
+
+ALL_PAIRS = (
+    NUMBERS + SAME_NUMBERS + CURRENCIES + SAME_CURRENCIES + DATES + SAME_DATES + NEGATIONS
+    + SAME_NEGATIONS + ANTONYMS + ENTITIES + DIRECTIONS + DETAILS + PARAPHRASES + TYPOS
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("store_text", [True, False])
+def test_one_verifier_decides_every_pair_as_a_fresh_one_does(store_text: bool) -> None:
+    # A verifier memoises parsed signatures; deciding many pairs, in two orders, with
+    # shared entries, gives each pair the verdict a new verifier gives it.
+    shared = RulesVerifier(store_text=store_text)
+    pairs = [*ALL_PAIRS, *((b, a) for a, b in ALL_PAIRS), *((a, a.upper()) for a, _ in ALL_PAIRS)]
+
+    def verdict(verifier: RulesVerifier, cached: str, new: str, distance: float) -> object:
+        stored = json.loads(json.dumps(verifier.signature(cached)))
+        found = verifier.decide(new, verifier.signature(new), Candidate("e", distance, stored))
+        return found.accepted, found.reason
+
+    for distance in (0.02, 0.1, 0.3):
+        fresh = [verdict(RulesVerifier(store_text=store_text), a, b, distance) for a, b in pairs]
+        assert [verdict(shared, a, b, distance) for a, b in pairs] == fresh
+        assert [verdict(shared, a, b, distance) for a, b in reversed(pairs)] == fresh[::-1]
+    assert 0 < len(shared._sides) <= rules_module._PARSED_SIDES
+
+
+def test_identical_features_are_served_as_the_full_comparison_serves_them() -> None:
+    verifier = RulesVerifier()
+    # A repeat up to case and punctuation: the same features, served.
+    assert decide("prompt 500", "Prompt 500?") == (True, "same content")
+    # A signature whose features do not match themselves (a number without a value,
+    # which the rules never write) is refused even when both sides are identical.
+    odd = {"v": rules_module.RULES_VERSION, "w": ["price"], "q": [["n", "", [], ""]]}
+    for _ in range(2):  # the second time from the memo
+        verdict = verifier.decide("price", odd, Candidate("e", 0.01, dict(odd)))
+        assert not verdict.accepted
+        assert "quantities differ" in verdict.reason
+
+
+def test_unserialisable_signatures_are_still_decided() -> None:
+    # Not JSON (so not memoisable): parsed each time, decided as usual.
+    verifier = RulesVerifier()
+    stored = verifier.signature("How do I reset my password?")
+    stored["extra"] = {1, 2}
+    verdict = verifier.decide(
+        "How can I reset my password?",
+        verifier.signature("How can I reset my password?"),
+        Candidate("e", 0.1, stored),
+    )
+    assert verdict.accepted, verdict.reason

@@ -66,6 +66,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import json
 import re
 import unicodedata
 from collections import Counter
@@ -73,6 +74,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmemo._json import fast_dumps
+from llmemo._lru import LRU
 from llmemo.errors import ConfigurationError, MissingDependencyError
 from llmemo.verify import _lexicon as lex
 from llmemo.verify.base import Candidate, Verdict
@@ -1162,6 +1165,31 @@ class _Side:
     roles: dict[int, str]
     tags: dict[int, set[str]]
     frame: list[str]
+    # Derived once per parse (parsed sides are memoised, comparisons are not):
+    by_key: dict[str, list[int]] = field(init=False)  # key -> word indexes, in order
+    last_index: dict[str, int] = field(init=False)  # key -> its last word index
+    bases: frozenset[str] = field(init=False)  # keys of affixed words' bases
+    once: frozenset[str] = field(init=False)  # keys used by exactly one word
+    frame_counts: Counter[str] = field(init=False)
+    rates: frozenset[str] = field(init=False)
+    unit_order: list[tuple[str, int]] = field(init=False)  # see units()
+    has_roles: bool = field(init=False)  # a word or quantity carries a role
+    # Whether this side compared with itself is "same content" under the verifier that
+    # memoised it (set on first need; distance plays no part in that outcome).
+    same_as_itself: bool | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        by_key: dict[str, list[int]] = {}
+        for i, key in enumerate(self.keys):
+            by_key.setdefault(key, []).append(i)
+        self.by_key = by_key
+        self.last_index = {key: indexes[-1] for key, indexes in by_key.items()}
+        self.bases = frozenset(self.affixed.values())
+        self.once = frozenset(key for key, indexes in by_key.items() if len(indexes) == 1)
+        self.frame_counts = Counter(self.frame)
+        self.rates = frozenset(v for q in self.quantities if q.kind == "r" for v in q.values)
+        self.unit_order = self.units()
+        self.has_roles = bool(self.roles) or any(q.role for q in self.quantities)
 
     @classmethod
     def parse(cls, sig: Mapping[str, Any]) -> _Side:
@@ -1249,11 +1277,9 @@ class _Alignment:
 def _align(a: _Side, b: _Side, index: _Index) -> _Alignment:
     al = _Alignment()
     # 1. Same key (stem, acronym, alias).
-    by_key: dict[str, list[int]] = {}
-    for j, key in enumerate(b.keys):
-        by_key.setdefault(key, []).append(j)
+    by_key = b.by_key
     for i, key in enumerate(a.keys):
-        for j in by_key.get(key, []):
+        for j in by_key.get(key, ()):
             if j not in al.b_to_a:
                 al.link(i, j)
                 break
@@ -1308,7 +1334,7 @@ def _align_acronyms(a: _Side, b: _Side, al: _Alignment, *, swap: bool) -> None:
         return
     a_map = al.b_to_a if swap else al.a_to_b
     b_map = al.a_to_b if swap else al.b_to_a
-    b_units = b.units()
+    b_units = b.unit_order
     for i, flag in enumerate(a.flags):
         if flag != "a" or i in a_map:
             continue
@@ -1370,10 +1396,6 @@ def _match_quantities(
     return missing_a, missing_b, pairs
 
 
-def _rates(side: _Side) -> set[str]:
-    return {v for q in side.quantities if q.kind == "r" for v in q.values}
-
-
 def _overlap(a: _Side, b: _Side, al: _Alignment) -> float:
     """Share of the two prompts' wording, frame included, that the other side repeats.
 
@@ -1381,12 +1403,29 @@ def _overlap(a: _Side, b: _Side, al: _Alignment) -> float:
     contrast ("Does the hotel have a pool/gym?") keeps the frame and nearly every word;
     a reworded paraphrase changes both.
     """
-    frame_b = Counter(b.frame)
-    common = sum(min(n, frame_b[w]) for w, n in Counter(a.frame).items())
+    frame_b = b.frame_counts
+    common = sum(min(n, frame_b[w]) for w, n in a.frame_counts.items())
     total = len(a.keys) + len(b.keys) + len(a.frame) + len(b.frame)
     if total == 0:
         return 1.0
     return min(1.0, 2 * (len(al.a_to_b) + common) / total)
+
+
+_SAME_CONTENT = "same content"
+
+#: Parsed signatures a verifier keeps (a few kB each: typo variants of every word).
+_PARSED_SIDES = 1024
+
+
+def _memo_key(signature: Mapping[str, Any]) -> bytes | None:
+    """The JSON text of ``signature`` (key order kept), or ``None`` if it has none."""
+    dumps = fast_dumps()
+    try:
+        if dumps is not None:
+            return dumps(signature)
+        return json.dumps(signature, separators=(",", ":")).encode()
+    except (TypeError, ValueError):
+        return None
 
 
 @dataclass(slots=True)
@@ -1493,6 +1532,7 @@ class RulesVerifier:
         self.checks = selected
         self.max_chars = max_chars
         self._keys = _Keys(not self.store_text, key)
+        self._sides: LRU[_Side] = LRU(_PARSED_SIDES)
 
     def __repr__(self) -> str:
         return (
@@ -1545,12 +1585,36 @@ class RulesVerifier:
                 keys = _Keys(bool(stored.get("h")), keys.key)
             new = _signature(text, keys)
         try:
-            old_side = _Side.parse(stored)
-            new_side = _Side.parse(new)
+            old_key, old_side = self._parsed(stored)
+            new_key, new_side = self._parsed(new)
         except (TypeError, ValueError, KeyError) as exc:
             return Verdict(False, self.name, f"unreadable signature ({exc})")
+        if old_key is not None and old_key == new_key:
+            # Identical features (a repeat up to case, punctuation or spacing): the checks
+            # would find what they find when a side meets itself, at any distance.
+            if old_side.same_as_itself is None:
+                itself = self._compare(old_side, old_side, 0.0)
+                old_side.same_as_itself = itself.accepted and itself.reason == _SAME_CONTENT
+            if old_side.same_as_itself:
+                return Verdict(True, self.name, _SAME_CONTENT)
         decision = self._compare(old_side, new_side, candidate.distance)
         return Verdict(decision.accepted, self.name, decision.reason)
+
+    def _parsed(self, signature: Mapping[str, Any]) -> tuple[bytes | None, _Side]:
+        """``signature`` parsed, with its memo key (``None``: not memoisable).
+
+        Parsed sides are memoised by their JSON text: the entries a workload hits and the
+        prompts it repeats are few, and parsing (typo variants, lookup tables) costs more
+        than comparing.
+        """
+        key = _memo_key(signature)
+        if key is None:
+            return None, _Side.parse(signature)
+        side = self._sides.get(key)
+        if side is None:
+            side = _Side.parse(signature)
+            self._sides.put(key, side)
+        return key, side
 
     # -- the checks -------------------------------------------------------------------
 
@@ -1559,14 +1623,14 @@ class RulesVerifier:
         al = _align(a, b, index)
         show = not (a.hashed or b.hashed)
 
+        # Words linked later (polarity) do not change which quantities pair up.
+        missing_a, missing_b, quantity_pairs = _match_quantities(a, b, al)
         if "quantities" in self.checks:
-            missing_a, missing_b, _ = _match_quantities(a, b, al)
             if missing_a or missing_b:
                 left = ", ".join(q.show() for q in missing_a) if show else "?"
                 right = ", ".join(q.show() for q in missing_b) if show else "?"
                 return _Decision(False, f"quantities differ: {left or '-'} vs {right or '-'}")
-            rates_a, rates_b = _rates(a), _rates(b)
-            if rates_a and rates_b and rates_a != rates_b:
+            if a.rates and b.rates and a.rates != b.rates:
                 return _Decision(False, "rates differ")
 
         if "polarity" in self.checks:
@@ -1582,7 +1646,7 @@ class RulesVerifier:
                         return _Decision(False, f"entity only in the {label} prompt: {what}")
 
         if "roles" in self.checks:
-            decision = self._roles(a, b, al, show)
+            decision = self._roles(a, b, al, quantity_pairs, show)
             if decision is not None:
                 return decision
 
@@ -1594,7 +1658,7 @@ class RulesVerifier:
         unmatched_a = [i for i in content_a if i not in al.a_to_b]
         unmatched_b = [j for j in content_b if j not in al.b_to_a]
         if not unmatched_a and not unmatched_b:
-            return _Decision(True, "same content")
+            return _Decision(True, _SAME_CONTENT)
         if overlap >= self.min_overlap:
             unexplained = (len(unmatched_a) + len(unmatched_b)) / (len(content_a) + len(content_b))
             short = min(len(content_a), len(content_b)) <= self.short_prompt_words
@@ -1614,17 +1678,15 @@ class RulesVerifier:
 
     def _polarity(self, a: _Side, b: _Side, al: _Alignment, show: bool) -> _Decision | None:
         flips: list[str] = []
-        for axis in sorted(set(a.polarity) & set(b.polarity)):
+        for axis in sorted(a.polarity.keys() & b.polarity.keys()):
             if a.polarity[axis] != b.polarity[axis]:
                 flips.append(axis)
         # Negative affixes whose base appears, unaffixed, on the other side.
         for side, other, side_map in ((a, b, al.a_to_b), (b, a, al.b_to_a)):
-            other_keys = {k: j for j, k in enumerate(other.keys)}
-            other_bases = set(other.affixed.values())
             for i, base in side.affixed.items():
-                if i in side_map or base in other_bases:
+                if i in side_map or base in other.bases:
                     continue
-                j = other_keys.get(base)
+                j = other.last_index.get(base)
                 if j is not None:
                     flips.append(side.raw[i] if show else "affix")
                     if side is a:
@@ -1658,16 +1720,18 @@ class RulesVerifier:
             for i, j in zip(left, right, strict=False):
                 al.link(i, j)
 
-    def _roles(self, a: _Side, b: _Side, al: _Alignment, show: bool) -> _Decision | None:
+    def _roles(
+        self, a: _Side, b: _Side, al: _Alignment, qpairs: dict[int, int], show: bool
+    ) -> _Decision | None:
+        if not (a.has_roles and b.has_roles):
+            return None  # a role differs, or two swap, only where both sides have roles
         pairs: list[tuple[str, str, str]] = []  # (label, role in a, role in b)
         # A word used twice may play two roles; compare only words used once per side.
-        once_a = {k for k, n in Counter(a.keys).items() if n == 1}
-        once_b = {k for k, n in Counter(b.keys).items() if n == 1}
+        once_a, once_b = a.once, b.once
         for i, j in al.a_to_b.items():
             if j < 0 or a.keys[i] not in once_a or b.keys[j] not in once_b:
                 continue
             pairs.append((a.raw[i], a.roles.get(i, ""), b.roles.get(j, "")))
-        _, _, qpairs = _match_quantities(a, b, al)
         for i, j in qpairs.items():
             pairs.append((a.quantities[i].show(), a.quantities[i].role, b.quantities[j].role))
         for label, ra, rb in pairs:
