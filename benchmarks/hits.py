@@ -180,10 +180,18 @@ async def semantic(
     # Same words as the stored "prompt {target}", another string (so no exact hit): the
     # verifier has something to accept.
     query_prompt = f"Prompt {target}?"
+    # Reworded, so that the verifier compares two different signatures in full (the
+    # first query has the stored prompt's features, which it recognises at once).
+    reworded_prompt = f"Could you answer prompt {target}?"
     embedder.vectors[query_prompt] = query.tolist()
+    embedder.vectors[reworded_prompt] = query.tolist()
     partition = keys.partition_id(name, LLM_STRING, text.split_prompt(query_prompt).context)
-    for each in (cache, cache_verified):
-        hit = await each.alookup(query_prompt, LLM_STRING)
+    for each, prompt in (
+        (cache, query_prompt),
+        (cache_verified, query_prompt),
+        (cache_verified, reworded_prompt),
+    ):
+        hit = await each.alookup(prompt, LLM_STRING)
         assert hit is not None and hit.kind == "semantic", hit
     blob = query.astype(np.float32).tobytes()
 
@@ -231,6 +239,9 @@ async def semantic(
                 ),
                 "llmemo SemanticCache.alookup, default RulesVerifier": lambda: (
                     cache_verified.alookup(query_prompt, LLM_STRING)
+                ),
+                "llmemo SemanticCache.alookup, default RulesVerifier, reworded prompt": lambda: (
+                    cache_verified.alookup(reworded_prompt, LLM_STRING)
                 ),
             },
             rounds,

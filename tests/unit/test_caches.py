@@ -434,12 +434,14 @@ async def test_embeddings_are_memoised_as_read_only_float64_arrays_of_the_same_v
 
 
 class ProbingMemoryStore(MemoryVectorStore):
-    """A memory store that also answers ``get_or_search``, with the first ``get`` slow
-    (as a first round trip that opens the connection)."""
+    """A memory store that also answers ``get_or_search``; each read waits
+    ``round_trip`` seconds, the first ``get`` ``first_get_delay`` (as a first round trip
+    that opens the connection)."""
 
-    def __init__(self, first_get_delay: float) -> None:
+    def __init__(self, first_get_delay: float, round_trip: float = 0.0) -> None:
         super().__init__()
         self.first_get_delay = first_get_delay
+        self.round_trip = round_trip
         self.gets = 0
         self.pipelined = 0
 
@@ -447,14 +449,16 @@ class ProbingMemoryStore(MemoryVectorStore):
         import asyncio
 
         self.gets += 1
-        if self.gets == 1:
-            await asyncio.sleep(self.first_get_delay)
+        await asyncio.sleep(self.first_get_delay if self.gets == 1 else self.round_trip)
         return await super().get(partition, entry_id)
 
     async def get_or_search(
         self, partition: str, entry_id: str, vector: Any, *, k: int = 1, max_distance: float = 2.0
     ) -> Any:
+        import asyncio
+
         self.pipelined += 1
+        await asyncio.sleep(self.round_trip)
         payload = await super().get(partition, entry_id)
         if payload is not None:
             return payload, []
@@ -494,3 +498,38 @@ async def test_a_slow_first_probe_does_not_make_a_dearer_embedder_look_cheap() -
         assert hit is not None and hit.kind == "exact"
     assert embedder.calls == calls
     assert store.pipelined == pipelined
+
+
+class BurstyEmbedder:
+    """Microseconds per call, except ``slow_calls`` calls that take 5 ms (as when a burst
+    of tasks shares the event loop with the embedding)."""
+
+    def __init__(self) -> None:
+        self.slow_calls = 0
+
+    async def embed(self, texts: Any) -> Any:
+        import asyncio
+
+        if self.slow_calls:
+            self.slow_calls -= 1
+            await asyncio.sleep(0.005)
+        return [ConceptEmbeddings().embed_query(t) for t in texts]
+
+
+async def test_a_burst_of_slow_embeddings_does_not_switch_a_cheap_embedder_to_probing_first() -> (
+    None
+):
+    store = ProbingMemoryStore(first_get_delay=0.001, round_trip=0.001)
+    embedder = BurstyEmbedder()
+    cache = SemanticCache(store, embedder, verifier=None)
+    await cache.aupdate(FRANCE, LLM, "Paris")
+    for n in range(4):  # costs measured: embedding (µs) is cheaper than a probe (1 ms)
+        await cache.alookup(f"warm-up question {n}", LLM)
+    embedder.slow_calls = 10
+    for n in range(10):
+        await cache.alookup(f"question asked during a burst {n}", LLM)
+    probes_alone, pipelined = store.gets, store.pipelined
+    for n in range(10):
+        await cache.alookup(f"question asked after the burst {n}", LLM)
+    assert store.gets == probes_alone  # every lookup sent probe and query together
+    assert store.pipelined == pipelined + 10

@@ -461,3 +461,11 @@ def test_unserialisable_signatures_are_still_decided() -> None:
         Candidate("e", 0.1, stored),
     )
     assert verdict.accepted, verdict.reason
+
+
+def test_no_before_a_number_abbreviates_number_and_is_no_negation() -> None:
+    assert_accepted("Where is gate 12?", "Where is gate No. 12?")
+    assert_accepted("What's the status of order no. 4512?", "Status of order 4512?")
+    assert_rejected("Where is gate no. 12?", "Where is gate no. 14?", "quantities differ")
+    # Without the period it stays a negation ("no 5-star hotels").
+    assert_rejected("Are there 5 star hotels?", "Are there no 5 star hotels?", "negation")

@@ -86,31 +86,43 @@ def _as_vector(given: Any) -> MemoVector:
         array = np.array(given, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise SerializationError(f"embedder returned a vector that is not numbers: {exc}") from exc
-    # One pass in C: NaN and infinities make the sum non-finite (so do absurdly large
-    # components, which would overflow the store's float32 anyway).
-    if array.ndim != 1 or not array.size or not math.isfinite(array.sum()) or not array.any():
+    # One dot product checks "non-zero" and "finite" (NaN and infinities make it
+    # non-finite; so do absurdly large components, which would overflow a store's
+    # float32 anyway).
+    if array.ndim != 1 or not 0.0 < float(array @ array) < math.inf:
         raise SerializationError("embedder returned an empty, zero or non-finite vector")
     array.flags.writeable = False  # shared by every lookup of the text
     return array
 
 
 class _Cost:
-    """A moving average of an operation's duration in seconds (``None`` until measured).
-    Updates from several threads may race; an average that is slightly off only shifts
-    when a lookup switches strategy."""
+    """An operation's recent intrinsic duration in seconds: the least of its last
+    ``window`` measurements (``None`` until measured).
 
-    __slots__ = ("skip", "value")
+    The least, not an average: a measurement taken while many tasks share the event loop
+    (a burst) includes their turns, and the two costs compared are not always measured
+    in the same conditions (once embedding counts as the cheaper, probes are no longer
+    timed alone). Updates from several threads may race; a value slightly off only
+    shifts when a lookup switches strategy.
+    """
 
-    def __init__(self, skip: int = 0) -> None:
+    __slots__ = ("samples", "skip", "value", "window")
+
+    def __init__(self, skip: int = 0, window: int = 16) -> None:
         self.value: float | None = None
         self.skip = skip  # first measurements to ignore
+        self.window = window
+        self.samples: list[float] = []
 
     def add(self, seconds: float) -> None:
         if self.skip:
             self.skip -= 1
             return
-        value = self.value
-        self.value = seconds if value is None else value + 0.2 * (seconds - value)
+        samples = self.samples
+        samples.append(seconds)
+        if len(samples) > self.window:
+            del samples[0]
+        self.value = min(samples)
 
 
 class SemanticCache:

@@ -367,6 +367,16 @@ class _Analyser:
 
     # -- helpers --------------------------------------------------------------------
 
+    def _is_number_sign(self, i: int) -> bool:
+        """Whether the token at ``i`` ("no") is followed by "." and a number."""
+        toks = self.toks
+        return (
+            i + 2 < len(toks)
+            and toks[i + 1].kind == "punct"
+            and toks[i + 1].text == "."
+            and toks[i + 2].kind == "num"
+        )
+
     def _word_at(self, i: int) -> str | None:
         if 0 <= i < len(self.toks) and self.toks[i].kind == "word":
             return self.toks[i].low
@@ -808,6 +818,8 @@ class _Analyser:
                 out.frame.append("not")
                 role = ""
                 continue
+            if low == "no" and self._is_number_sign(i):
+                continue  # "No. 5": the abbreviation of "number", not a negation
             if low in lex.NEGATORS and not tok.in_compound:
                 if low == "no" and self._word_at(i + 1) in {"longer"}:
                     toks[i + 1].consumed = True
