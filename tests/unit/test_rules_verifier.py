@@ -469,3 +469,17 @@ def test_no_before_a_number_abbreviates_number_and_is_no_negation() -> None:
     assert_rejected("Where is gate no. 12?", "Where is gate no. 14?", "quantities differ")
     # Without the period it stays a negation ("no 5-star hotels").
     assert_rejected("Are there 5 star hotels?", "Are there no 5 star hotels?", "negation")
+
+
+def test_only_short_signatures_are_kept_parsed() -> None:
+    # Parsed sides of long prompts are large (typo variants, acronym runs): they are
+    # parsed again for each comparison instead of kept.
+    verifier = RulesVerifier()
+    words = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima".split()
+    long_prompt = " ".join(words[i % len(words)] + str(i) for i in range(60))
+    short_prompt = "How do I reset my password?"
+    for prompt in (long_prompt, short_prompt):
+        stored = json.loads(json.dumps(verifier.signature(prompt)))
+        verdict = verifier.decide(prompt, verifier.signature(prompt), Candidate("e", 0.1, stored))
+        assert verdict.accepted, verdict.reason
+    assert len(verifier._sides) == 1  # the short prompt's (both sides are the same text)

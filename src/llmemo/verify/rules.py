@@ -1167,7 +1167,10 @@ class _Side:
     raw: list[str]  # display forms (text mode) or keys (hash mode)
     keys: list[str]
     flags: str
-    deletions: list[frozenset[str]]
+    # Per word, its typo variants (see variants()): the set, or in text mode the word
+    # itself until first needed ("" when it gets none). Most words align by stem and
+    # never need theirs, which are most of a parsed side's memory.
+    deletions: list[frozenset[str] | str]
     affixed: dict[int, str]
     polarity: dict[str, set[int]]
     negators: int
@@ -1190,6 +1193,14 @@ class _Side:
     # memoised it (set on first need; distance plays no part in that outcome).
     same_as_itself: bool | None = field(init=False, default=None)
 
+    def variants(self, i: int) -> frozenset[str]:
+        """Word ``i`` and its one-deletion variants (empty when it gets none)."""
+        found = self.deletions[i]
+        if isinstance(found, str):
+            found = frozenset(_deletions(found)) if found else frozenset()
+            self.deletions[i] = found  # one list store: safe if two threads race here
+        return found
+
     def __post_init__(self) -> None:
         by_key: dict[str, list[int]] = {}
         for i, key in enumerate(self.keys):
@@ -1210,14 +1221,13 @@ class _Side:
         flags = str(sig.get("f", "." * len(words)))
         if len(flags) != len(words):
             raise ValueError("flags and words differ in length")
+        deletions: list[frozenset[str] | str]
         if hashed:
             keys = words
             deletions = [_unpack_short(str(d)) for d in sig.get("d", [""] * len(words))]
         else:
             keys = [_word_key(w, f) for w, f in zip(words, flags, strict=True)]
-            deletions = [
-                frozenset(_deletions(w)) if _typo_capable(w) else frozenset() for w in words
-            ]
+            deletions = [w if _typo_capable(w) else "" for w in words]
         if len(deletions) != len(words):
             raise ValueError("deletions and words differ in length")
         polarity: dict[str, set[int]] = {}
@@ -1265,8 +1275,9 @@ def _unpack_short(packed: str) -> frozenset[str]:
 
 
 def _typo_match(a: _Side, i: int, b: _Side, j: int) -> bool:
-    da, db = a.deletions[i], b.deletions[j]
-    return bool(da) and bool(db) and not da.isdisjoint(db)
+    if not (a.deletions[i] and b.deletions[j]):
+        return False
+    return not a.variants(i).isdisjoint(b.variants(j))
 
 
 # ---------------------------------------------------------------------------------------
@@ -1425,8 +1436,11 @@ def _overlap(a: _Side, b: _Side, al: _Alignment) -> float:
 
 _SAME_CONTENT = "same content"
 
-#: Parsed signatures a verifier keeps (a few kB each: typo variants of every word).
-_PARSED_SIDES = 1024
+#: Parsed signatures a verifier keeps: up to 256, of at most 48 content words each
+#: (~5 kB for a one-line question, ~40 kB at 48 words: ~10 MB in all at worst). Longer
+#: prompts are parsed for each comparison.
+_PARSED_SIDES = 256
+_MEMO_MAX_WORDS = 48
 
 
 def _memo_key(signature: Mapping[str, Any]) -> bytes | None:
@@ -1625,7 +1639,8 @@ class RulesVerifier:
         side = self._sides.get(key)
         if side is None:
             side = _Side.parse(signature)
-            self._sides.put(key, side)
+            if len(side.keys) <= _MEMO_MAX_WORDS:
+                self._sides.put(key, side)
         return key, side
 
     # -- the checks -------------------------------------------------------------------
