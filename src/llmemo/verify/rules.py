@@ -1189,6 +1189,7 @@ class _Side:
     rates: frozenset[str] = field(init=False)
     unit_order: list[tuple[str, int]] = field(init=False)  # see units()
     has_roles: bool = field(init=False)  # a word or quantity carries a role
+    content: list[int] = field(init=False)  # indexes of words that are not light
     # Whether this side compared with itself is "same content" under the verifier that
     # memoised it (set on first need; distance plays no part in that outcome).
     same_as_itself: bool | None = field(init=False, default=None)
@@ -1213,6 +1214,7 @@ class _Side:
         self.rates = frozenset(v for q in self.quantities if q.kind == "r" for v in q.values)
         self.unit_order = self.units()
         self.has_roles = bool(self.roles) or any(q.role for q in self.quantities)
+        self.content = [i for i, flag in enumerate(self.flags) if flag != "l"]
 
     @classmethod
     def parse(cls, sig: Mapping[str, Any]) -> _Side:
@@ -1323,7 +1325,9 @@ def _align(a: _Side, b: _Side, index: _Index) -> _Alignment:
 
 
 def _align_synonyms(a: _Side, b: _Side, al: _Alignment, index: _Index) -> None:
-    for i in range(len(a.keys)):
+    if not (a.tags or b.tags):
+        return  # synonyms and poles are tags: nothing to align by
+    for i in range(len(a.keys) if b.tags else 0):
         if i in al.a_to_b:
             continue
         tags_a = _synonym_tags(a.tags.get(i, ()), index)
@@ -1353,7 +1357,7 @@ def _synonym_tags(tags: Iterable[str], index: _Index) -> set[str]:
 
 def _align_acronyms(a: _Side, b: _Side, al: _Alignment, *, swap: bool) -> None:
     """Match acronyms of ``a`` with runs of ``b`` whose initials spell them."""
-    if not b.initials:
+    if not b.initials or "a" not in a.flags:
         return
     a_map = al.b_to_a if swap else al.a_to_b
     b_map = al.a_to_b if swap else al.b_to_a
@@ -1677,8 +1681,7 @@ class RulesVerifier:
             if decision is not None:
                 return decision
 
-        content_a = [i for i, f in enumerate(a.flags) if f != "l"]
-        content_b = [j for j, f in enumerate(b.flags) if f != "l"]
+        content_a, content_b = a.content, b.content
         # Overlap over every stored word, light ones too: it measures how much of the
         # wording the two prompts share (a minimal contrast keeps the frame).
         overlap = _overlap(a, b, al)
@@ -1704,6 +1707,8 @@ class RulesVerifier:
         return _Decision(True, f"reworded (overlap {overlap:.2f}) within distance")
 
     def _polarity(self, a: _Side, b: _Side, al: _Alignment, show: bool) -> _Decision | None:
+        if not (a.polarity or b.polarity or a.affixed or b.affixed or a.negators or b.negators):
+            return None  # nothing to flip, nothing to link
         flips: list[str] = []
         for axis in sorted(a.polarity.keys() & b.polarity.keys()):
             if a.polarity[axis] != b.polarity[axis]:
