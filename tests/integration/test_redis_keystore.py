@@ -590,3 +590,47 @@ async def test_lean_sends_of_large_commands_wait_for_the_socket(
         assert await run("DEL", key) == 1
     finally:
         await client.aclose()
+
+
+@pytest.mark.redis
+async def test_a_connection_whose_lean_write_fails_is_disconnected(
+    redis_url: str, unique_prefix: str
+) -> None:
+    from redis.asyncio.connection import Connection
+
+    from llmemo.stores.redis._common import command_runner
+
+    class FailingWriter:
+        def __init__(self, writer: Any) -> None:
+            self._writer = writer
+            self.transport = writer.transport
+
+        def write(self, data: bytes) -> None:
+            raise RuntimeError("write failed")
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._writer, name)
+
+    connections: list[Any] = []
+
+    class Breakable(Connection):  # send_packed_command not overridden: the lean path runs
+        async def connect(self) -> None:
+            await super().connect()
+            connections.append(self)
+
+    pool = aredis.ConnectionPool.from_url(redis_url, connection_class=Breakable)
+    client = aredis.Redis(connection_pool=pool)
+    try:
+        run = command_runner(client)
+        key = f"{unique_prefix}:breakable"
+        assert await run("SET", key, b"v") is True
+        (connection,) = connections
+        connection._writer = FailingWriter(connection._writer)
+        with pytest.raises(RuntimeError, match="write failed"):
+            await run("GET", key)
+        assert not connection.is_connected  # never handed out again half-written
+        assert await run("GET", key) == b"v"  # a fresh connection serves the next command
+        assert await run("DEL", key) == 1
+    finally:
+        await client.aclose()
+        await pool.aclose()

@@ -234,10 +234,15 @@ async def _send(connection: Any, packed: Any) -> None:
     ):
         await connection.send_packed_command(packed)
         return
-    if isinstance(packed, bytes):
-        writer.write(packed)
-    else:
-        writer.writelines(packed)
+    try:
+        if isinstance(packed, bytes):
+            writer.write(packed)
+        else:
+            writer.writelines(packed)
+    except BaseException:
+        # As redis-py does: a connection whose write failed is not put back in use.
+        await connection.disconnect(nowait=True)
+        raise
     transport = writer.transport
     if transport.get_write_buffer_size() or transport.is_closing():
         await connection.send_packed_command(b"", check_health=False)
