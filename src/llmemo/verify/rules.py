@@ -1476,9 +1476,11 @@ class RulesVerifier:
     once the stemmer's cache is warm; a verification compares two small dicts), with
     no model and no I/O. See the module docstring for what is compared and why.
 
-    Thread safety: instances are immutable after construction; :meth:`signature` and
-    :meth:`verify` may run concurrently from any thread or loop. ``verify`` does no
-    blocking work, so it runs inline on the event loop.
+    Thread safety: the configuration is fixed at construction; besides it an instance
+    keeps a memo of parsed signatures (a locked LRU; a parsed signature only ever gains
+    typo variants computed from itself), so :meth:`signature` and :meth:`verify` may run
+    concurrently from any thread or loop. ``verify`` does no blocking work, so it runs
+    inline on the event loop.
     """
 
     def __init__(
