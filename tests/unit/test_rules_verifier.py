@@ -483,3 +483,27 @@ def test_only_short_signatures_are_kept_parsed() -> None:
         verdict = verifier.decide(prompt, verifier.signature(prompt), Candidate("e", 0.1, stored))
         assert verdict.accepted, verdict.reason
     assert len(verifier._sides) == 1  # the short prompt's (both sides are the same text)
+
+
+def test_one_verifier_shared_by_threads_decides_as_a_fresh_one_does() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    pairs = [*ALL_PAIRS, *((b, a) for a, b in ALL_PAIRS)]
+    signer = RulesVerifier()
+    stored = {
+        text: json.loads(json.dumps(signer.signature(text))) for pair in pairs for text in pair
+    }
+
+    def verdicts(verifier: RulesVerifier, order: list[tuple[str, str]]) -> list[object]:
+        out = []
+        for cached, new in order:
+            found = verifier.decide(new, stored[new], Candidate("e", 0.1, stored[cached]))
+            out.append((cached, new, found.accepted, found.reason))
+        return sorted(out)
+
+    expected = verdicts(RulesVerifier(), pairs)
+    shared = RulesVerifier()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        orders = [pairs, pairs[::-1], pairs[1::2] + pairs[::2], pairs]
+        results = list(pool.map(lambda order: verdicts(shared, order), orders))
+    assert all(result == expected for result in results)
