@@ -1113,7 +1113,18 @@ async def test_get_or_search_reports_a_foreign_key_and_a_fresh_script_loads(
         assert [m.payload for m in matches] == [b"v0"]
         if backend == "vectorset":
             await admin.script_flush()  # NOSCRIPT on the pipelined EVALSHA: sent in full
+            before = await admin.info("commandstats")
             payload, matches = await store.get_or_search(P1, "absent", data[0], k=1)
             assert payload is None and [m.payload for m in matches] == [b"v0"]
+            after = await admin.info("commandstats")
+
+            def tried(name: str) -> int:  # executed (failed ones too) or refused before
+                stats = [s.get(f"cmdstat_{name}", {}) for s in (before, after)]
+                return sum(
+                    int(stats[1].get(f, 0)) - int(stats[0].get(f, 0))
+                    for f in ("calls", "rejected_calls")
+                )
+
+            assert (tried("evalsha"), tried("eval")) == (1, 1)  # no second EVALSHA
     finally:
         await admin.delete(key)

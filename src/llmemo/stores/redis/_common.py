@@ -380,6 +380,14 @@ class LuaScript:
         self.text = text
         self.sha = hashlib.sha1(text.encode()).hexdigest()
 
+    def evalsha_command(self, keys: tuple[str, ...], args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The ``EVALSHA`` command running this script on ``keys`` and ``args``."""
+        return ("EVALSHA", self.sha, len(keys), *keys, *args)
+
+    def eval_command(self, keys: tuple[str, ...], args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The ``EVAL`` command sending this script's text (for a server without it)."""
+        return ("EVAL", self.text, len(keys), *keys, *args)
+
 
 async def run_script(
     client: Redis | RedisCluster,
@@ -397,11 +405,11 @@ async def run_script(
     """
     execute = client.execute_command if run is None else run
     try:
-        return await execute("EVALSHA", script.sha, len(keys), *keys, *args)
+        return await execute(*script.evalsha_command(keys, args))
     except NoScriptError:
         # Not cached on this server yet (new server, restart, failover, SCRIPT FLUSH):
         # EVAL sends the text and caches it for the next EVALSHA.
-        return await execute("EVAL", script.text, len(keys), *keys, *args)
+        return await execute(*script.eval_command(keys, args))
 
 
 #: Hash slots of Redis Cluster.

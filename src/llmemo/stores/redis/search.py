@@ -803,6 +803,20 @@ class RedisSearchVectorStore:
                 self._search_args[k] = cached
         return cached
 
+    def _query_inputs(
+        self, partition: str, vector: Vector, k: int, max_distance: float
+    ) -> tuple[Any, int, float]:
+        """A vector query's inputs, checked: the vector as an array of the index's type,
+        ``k`` and ``max_distance``.
+
+        Raises:
+            ConfigurationError: Bad token, ``k``, ``max_distance`` or vector.
+        """
+        check_token(partition, "partition")
+        k = check_k(k)
+        max_distance = check_max_distance(max_distance)
+        return encode_vector(vector, self._dtype, self._dimension), k, max_distance
+
     def _search_query(self, index: str, partition: str, blob: bytes, k: int) -> tuple[Any, ...]:
         """The ``FT.SEARCH`` command of a KNN ``k`` query in ``partition``."""
         head, tail = self._args_for(k)
@@ -831,10 +845,7 @@ class RedisSearchVectorStore:
             CapabilityError: The server has no query engine.
             BackendError: The server failed.
         """
-        check_token(partition, "partition")
-        k = check_k(k)
-        max_distance = check_max_distance(max_distance)
-        array = encode_vector(vector, self._dtype, self._dimension)
+        array, k, max_distance = self._query_inputs(partition, vector, k, max_distance)
         if self._cluster is not None:
             return await self._search_cluster(partition, array, k, max_distance)
         if not self._ready:
@@ -871,10 +882,8 @@ class RedisSearchVectorStore:
         check_token(entry_id, "entry_id")
         if self._pair is None or not self._ready or self._cluster is not None:
             return await probe_in_turn(self, partition, entry_id, vector, k, max_distance)
-        check_token(partition, "partition")
-        k = check_k(k)
-        max_distance = check_max_distance(max_distance)
-        blob = encode_vector(vector, self._dtype, self._dimension).tobytes()
+        array, k, max_distance = self._query_inputs(partition, vector, k, max_distance)
+        blob = array.tobytes()
         query = self._search_query(self._name, partition, blob, k)
         try:
             probe, reply = await self._pair(

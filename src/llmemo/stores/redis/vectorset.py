@@ -436,11 +436,12 @@ class RedisVectorSetStore:
             # A cluster client, or nothing within reach: search() checks and says so.
             return await probe_in_turn(self, partition, entry_id, vector, k, max_distance)
         keys = (self._set_key(partition),)
-        script = ("EVALSHA", _SEARCH.sha, 1, *keys, *args)
         try:
-            probe, reply = await self._pair(("GET", self._payload_key(partition, entry_id)), script)
+            probe, reply = await self._pair(
+                ("GET", self._payload_key(partition, entry_id)), _SEARCH.evalsha_command(keys, args)
+            )
             if isinstance(reply, NoScriptError):  # the server has not seen it yet: send it
-                reply = await self._run(_SEARCH, keys, args)
+                reply = await self._command(*_SEARCH.eval_command(keys, args))
         except DRIVER_ERRORS as exc:
             raise _vset_error(exc, "GET + VSIM") from exc
         probed = probed_payload(probe, lambda error: _vset_error(error, "GET"))
@@ -448,7 +449,7 @@ class RedisVectorSetStore:
             return probed, []
         if isinstance(reply, ResponseError):
             raise _vset_error(reply, "VSIM") from reply
-        return probed, _matches(reply, check_max_distance(max_distance))
+        return probed, _matches(reply, max_distance)  # checked by _search_args
 
     async def delete(self, partition: str, entry_id: str) -> bool:
         """Remove one entry (``VREM`` + ``UNLINK`` in one MULTI/EXEC).
