@@ -305,16 +305,18 @@ class SemanticCache:
     ) -> list[VectorMatch]:
         try:
             return await self.store.search(partition, vector, k=k, max_distance=threshold)
-        except WrongTypeError:
-            # Another Redis type under our partition's key: bad stored data, not an outage.
-            self.runtime.stats.add("decode_errors")
+        except (WrongTypeError, ConfigurationError) as exc:
+            self._count_unusable(exc)
             return []
-        except ConfigurationError:
-            # The embedder's vector does not fit the store (e.g. another dimension after a
-            # change of embedding model): bad input at lookup time is a miss, counted.
-            # Writes still raise, naming the problem, and store nothing.
-            self.runtime.stats.add("embedder_errors")
-            return []
+
+    def _count_unusable(self, error: WrongTypeError | ConfigurationError) -> None:
+        """Count a lookup's vector query that failed on bad data, not an outage (the
+        lookup is then a miss): another Redis type under the partition's key
+        (``decode_errors``), or an embedder's vector that does not fit the store, e.g.
+        another dimension after a change of embedding model (``embedder_errors``; writes
+        still raise, naming the problem, and store nothing)."""
+        bad = "decode_errors" if isinstance(error, WrongTypeError) else "embedder_errors"
+        self.runtime.stats.add(bad)
 
     async def _get_or_search(
         self,
@@ -329,13 +331,8 @@ class SemanticCache:
             payload, matches = await probing(
                 partition, entry_id, vector, k=k, max_distance=threshold
             )
-        except WrongTypeError:
-            # As in _search: another Redis type under the partition's key (bad data).
-            self.runtime.stats.add("decode_errors")
-            return None, []
-        except ConfigurationError:
-            # As in _search: a vector that does not fit the store is a counted miss.
-            self.runtime.stats.add("embedder_errors")
+        except (WrongTypeError, ConfigurationError) as exc:
+            self._count_unusable(exc)
             return None, []
         if isinstance(payload, WrongTypeError):
             # Another Redis type where our exact entry would be: bad stored data.
