@@ -12,10 +12,10 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from llmemo.errors import ConfigurationError
+from llmemo.stores.redis._autopipeline import pipelining_runner
 from llmemo.stores.redis._common import (
     check_client,
     client_from_url,
-    command_runner,
     glob_escape,
     node_name,
     ttl_to_ms,
@@ -34,6 +34,11 @@ class RedisKeyStore:
 
     Each operation is one command (one round trip) on a standalone server: ``GET``,
     ``MGET``, ``SET key value PX ms`` (value and TTL written atomically), ``UNLINK``.
+    Concurrent :meth:`get` calls on one event loop share round trips: a ``GET`` issued
+    while another is in flight is pipelined with the others issued in the same turn of
+    the loop (one write, one connection; see
+    :class:`~llmemo.stores.redis._autopipeline.AutoPipeline`); a lone ``GET`` is sent at
+    once.
     :meth:`clear` scans with ``SCAN MATCH`` and deletes in batches with ``UNLINK``.
 
     On a cluster client, :meth:`get_many` issues one ``MGET`` per hash slot, pipelined
@@ -68,10 +73,11 @@ class RedisKeyStore:
 
     __slots__ = (
         "_client",
-        "_command",
         "_delete_batch",
+        "_get",
         "_is_cluster",
         "_owns_client",
+        "_pipeline",
         "_scan_count",
     )
 
@@ -88,7 +94,7 @@ class RedisKeyStore:
         if delete_batch <= 0:
             raise ConfigurationError(f"delete_batch must be > 0, got {delete_batch!r}")
         self._client = client
-        self._command = command_runner(client)
+        self._get, self._pipeline = pipelining_runner(client)
         self._is_cluster = isinstance(client, RedisCluster)
         self._scan_count = scan_count
         self._delete_batch = delete_batch
@@ -145,7 +151,7 @@ class RedisKeyStore:
             BackendError: The key holds a non-string Redis type, or the server failed.
         """
         with map_redis_errors("GET"):
-            value = await self._command("GET", key)
+            value = await self._get("GET", key)
         # redis-py types replies as bytes | str; this client never decodes (checked in
         # __init__), so they are bytes.
         return cast("bytes | None", value)
@@ -243,6 +249,8 @@ class RedisKeyStore:
         # No "already closed" short-cut: redis-py reconnects lazily if the store is used
         # after aclose(), and closing again must release those connections too.
         # Client.aclose() is itself safe to call repeatedly.
+        if self._pipeline is not None:
+            await self._pipeline.wait_idle()  # lookups already sent get their replies
         if self._owns_client:
             with map_redis_errors("close"):
                 await self._client.aclose()
