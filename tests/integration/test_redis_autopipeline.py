@@ -287,3 +287,36 @@ async def test_a_silent_server_times_out_every_caller_of_a_batch() -> None:
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_a_batch_whose_callers_all_gave_up_is_stopped() -> None:
+    # No socket timeout: only the callers' own budgets end the wait. When the last of
+    # them gives up, the batch stops (its connection closed), as a lone command would.
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    store = RedisKeyStore.from_url(f"redis://127.0.0.1:{port}/0", socket_timeout=None)
+    pipeline = store._pipeline
+    assert pipeline is not None
+    try:
+        calls = [asyncio.create_task(store.get(f"k{i}")) for i in range(8)]
+        await asyncio.sleep(0.05)
+        assert pipeline._tasks  # the batch of 7 waits on the silent server
+        for call in calls:
+            call.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
+        for _ in range(100):  # a bound for a hung test: the batch stops within a turn or two
+            if not pipeline._tasks:
+                break
+            await asyncio.sleep(0.01)
+        assert not pipeline._tasks
+    finally:
+        await asyncio.wait_for(store.aclose(), 5.0)  # (waits for live batches only)
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()

@@ -26,6 +26,18 @@ __all__ = ["AutoPipeline", "pipelining_runner"]
 _Item = tuple[tuple[Any, ...], "asyncio.Future[Any]"]
 
 
+class _Batch:
+    """Commands sent together: each with the future its caller awaits; the task that
+    sends them; how many callers still wait."""
+
+    __slots__ = ("items", "task", "waiting")
+
+    def __init__(self) -> None:
+        self.items: list[_Item] = []
+        self.task: asyncio.Task[None] | None = None
+        self.waiting = 0
+
+
 class AutoPipeline:
     """Sends the commands that callers on one event loop issue while another is in flight
     together, as one pipeline on one connection: one socket write and one read for many
@@ -44,7 +56,9 @@ class AutoPipeline:
 
     A caller that is cancelled (its time budget ran out) stops waiting; its reply is
     still read and dropped, so the connection stays in step and is not closed. The batch
-    waits for its replies under the client's ``socket_timeout``.
+    waits for its replies under the client's ``socket_timeout``, unless every caller of
+    it has given up: then it is stopped and its connection closed, as a lone command's
+    would be.
 
     Loop affinity: one instance serves one event loop, as its client does (the stores
     are used on one loop). Not thread-safe.
@@ -62,7 +76,7 @@ class AutoPipeline:
         self._direct = command_runner(client)
         self._callbacks = client.response_callbacks
         self._in_flight = 0
-        self._open: list[_Item] | None = None
+        self._open: _Batch | None = None
         # Strong references to running batch tasks (the loop keeps only weak ones).
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -79,45 +93,58 @@ class AutoPipeline:
         future: asyncio.Future[Any] = loop.create_future()
         batch = self._open
         if batch is None:
-            batch = self._open = []
-            task = loop.create_task(self._run(batch))
+            batch = self._open = _Batch()
+            batch.task = task = loop.create_task(self._run(batch))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        batch.append((args, future))
+        batch.items.append((args, future))
+        batch.waiting += 1
         self._in_flight += 1
         try:
             return await future
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():
                 future.exception()  # answered as we were cancelled: not "never retrieved"
+            elif batch.waiting == 1:
+                self._abandon(batch)
             raise
         finally:
+            batch.waiting -= 1
             self._in_flight -= 1
+
+    def _abandon(self, batch: _Batch) -> None:
+        """The last caller waiting for ``batch`` gave up: stop it, as a lone command
+        whose caller gives up is stopped (redis-py closes a connection interrupted
+        mid-reply, so nothing waits on a silent server for nobody)."""
+        if self._open is batch:
+            self._open = None  # not started yet: later callers start another
+        if batch.task is not None:
+            batch.task.cancel()
 
     async def wait_idle(self) -> None:
         """Wait until every batch sent so far has been answered (or has failed)."""
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _run(self, batch: list[_Item]) -> None:
+    async def _run(self, batch: _Batch) -> None:
         if self._open is batch:
             self._open = None  # later callers start the next batch
         try:
             await _on_connection(self._pool, lambda connection: self._exchange(connection, batch))
         except BaseException as exc:
-            for _, future in batch:
+            for _, future in batch.items:
                 if not future.done():
                     if isinstance(exc, asyncio.CancelledError):
                         future.cancel()
                     else:
                         future.set_exception(exc)
             if not isinstance(exc, Exception):
-                raise  # cancellation (the loop shutting down) and exits go on
+                raise  # cancellation (abandoned, or the loop shutting down) goes on
             # Exceptions went to the callers; the task itself ends quietly.
 
-    async def _exchange(self, connection: Any, batch: list[_Item]) -> None:
+    async def _exchange(self, connection: Any, batch: _Batch) -> None:
         # On a retry (after a reconnect) only what is still unanswered goes again.
-        items = [item for item in batch if not item[1].done()]
+        items = [item for item in batch.items if not item[1].done()]
         if not items:
             return  # every caller gave up before the send
         await _send(connection, _packed(connection, tuple(args for args, _ in items)))

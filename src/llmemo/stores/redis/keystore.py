@@ -244,7 +244,10 @@ class RedisKeyStore:
     async def aclose(self) -> None:
         """Close the client if this store created it (:meth:`from_url`); idempotent.
 
-        A client passed to the constructor is left open for its owner to close.
+        First waits for the replies of pipelined ``GET``\ s that callers still await
+        (bounded by the client's ``socket_timeout`` and the callers' own time budgets:
+        a batch all of whose callers gave up is stopped at once). A client passed to
+        the constructor is left open for its owner to close.
         """
         # No "already closed" short-cut: redis-py reconnects lazily if the store is used
         # after aclose(), and closing again must release those connections too.
