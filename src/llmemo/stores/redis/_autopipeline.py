@@ -122,9 +122,11 @@ class AutoPipeline:
             batch.task.cancel()
 
     async def wait_idle(self) -> None:
-        """Wait until every batch sent so far has been answered (or has failed)."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Wait until every batch of the running loop sent so far has been answered (or
+        has failed); batches of another loop (misuse) are not waited for."""
+        loop = asyncio.get_running_loop()
+        while pending := [task for task in self._tasks if task.get_loop() is loop]:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def _run(self, batch: _Batch) -> None:
         if self._open is batch:

@@ -244,7 +244,7 @@ class RedisKeyStore:
     async def aclose(self) -> None:
         """Close the client if this store created it (:meth:`from_url`); idempotent.
 
-        First waits for the replies of pipelined ``GET``\ s that callers still await
+        First waits for the replies of pipelined ``GET`` commands that callers still await
         (bounded by the client's ``socket_timeout`` and the callers' own time budgets:
         a batch all of whose callers gave up is stopped at once). A client passed to
         the constructor is left open for its owner to close.
