@@ -40,8 +40,8 @@ class _Batch:
 
 class AutoPipeline:
     """Sends the commands that callers on one event loop issue while another is in flight
-    together, as one pipeline on one connection: one socket write and one read for many
-    callers instead of one each.
+    together, as one pipeline on one connection: one socket write for many callers
+    instead of one each, and their replies read off one stream.
 
     A caller that finds nothing in flight sends its command at once, as
     :func:`~llmemo.stores.redis._common.command_runner` does (no added latency when

@@ -147,6 +147,9 @@ class RedisKeyStore:
     async def get(self, key: str) -> bytes | None:
         """Return the value of ``key`` (one ``GET``), or ``None`` if absent or expired.
 
+        While another ``get`` of this store is in flight on the loop, the ``GET`` is
+        pipelined with the others issued in the same turn of the loop (see the class).
+
         Raises:
             BackendError: The key holds a non-string Redis type, or the server failed.
         """
