@@ -16,11 +16,13 @@ from __future__ import annotations
 import random
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 AsyncOp = Callable[[], Awaitable[object]]
 SyncOp = Callable[[], object]
+Op = TypeVar("Op", AsyncOp, SyncOp)
 #: Seed of the per-pass shuffles of :func:`measure_async` / :func:`measure_sync`: runs
 #: of one suite use the same orders.
 SHUFFLE_SEED = 6
@@ -55,6 +57,17 @@ def _rounds(names: list[str], rounds: int) -> list[list[str]]:
     return [names[i % len(names) :] + names[: i % len(names)] for i in range(rounds)]
 
 
+def _passes(
+    variants: dict[str, Op], series: dict[str, Series], passes: int
+) -> Iterator[tuple[Op, list[int]]]:
+    """Each variant with its samples, once per pass, in a new shuffled order every pass."""
+    shuffle = random.Random(SHUFFLE_SEED).shuffle
+    plan = [(variants[name], series[name].samples) for name in variants]
+    for _ in range(passes):
+        shuffle(plan)
+        yield from plan
+
+
 async def measure_async(
     variants: dict[str, AsyncOp], rounds: int, ops: int, warmup: int = 50
 ) -> dict[str, Series]:
@@ -64,14 +77,10 @@ async def measure_async(
     for op in variants.values():
         for _ in range(warmup):
             await op()
-    shuffle = random.Random(SHUFFLE_SEED).shuffle
-    plan = [(variants[name], series[name].samples) for name in variants]
-    for _ in range(rounds * ops):
-        shuffle(plan)
-        for op, samples in plan:
-            start = time.perf_counter_ns()
-            await op()
-            samples.append(time.perf_counter_ns() - start)
+    for op, samples in _passes(variants, series, rounds * ops):
+        start = time.perf_counter_ns()
+        await op()
+        samples.append(time.perf_counter_ns() - start)
     return series
 
 
@@ -83,14 +92,10 @@ def measure_sync(
     for op in variants.values():
         for _ in range(warmup):
             op()
-    shuffle = random.Random(SHUFFLE_SEED).shuffle
-    plan = [(variants[name], series[name].samples) for name in variants]
-    for _ in range(rounds * ops):
-        shuffle(plan)
-        for op, samples in plan:
-            start = time.perf_counter_ns()
-            op()
-            samples.append(time.perf_counter_ns() - start)
+    for op, samples in _passes(variants, series, rounds * ops):
+        start = time.perf_counter_ns()
+        op()
+        samples.append(time.perf_counter_ns() - start)
     return series
 
 

@@ -96,6 +96,16 @@ def _store(redis_url: str, wire: Wire, retries: int = 1) -> RedisKeyStore:
 
 
 @pytest.fixture
+async def store(redis_url: str, wire: Wire) -> AsyncIterator[RedisKeyStore]:
+    """A store on an observed pool whose connections retry once."""
+    st = _store(redis_url, wire)
+    try:
+        yield st
+    finally:
+        await st.aclose()
+
+
+@pytest.fixture
 async def filled(
     redis_url: str, unique_prefix: str
 ) -> AsyncIterator[tuple[list[str], dict[str, bytes | None]]]:
@@ -122,42 +132,33 @@ async def _all_in_step(store: RedisKeyStore, expected: dict[str, bytes | None]) 
 
 
 async def test_concurrent_gets_share_one_write_and_each_gets_its_own_value(
-    redis_url: str, wire: Wire, filled: tuple[list[str], dict[str, bytes | None]]
+    store: RedisKeyStore, wire: Wire, filled: tuple[list[str], dict[str, bytes | None]]
 ) -> None:
     keys, expected = filled
-    store = _store(redis_url, wire)
-    try:
-        await store.get(keys[0])  # connect outside the count
-        wire.gets_per_write.clear()
-        got = await asyncio.gather(*(store.get(k) for k in keys))
-        assert dict(zip(keys, got, strict=True)) == expected
-        # The first caller found nothing in flight and sent at once; the 63 others
-        # joined one batch, sent by one write.
-        assert wire.gets_per_write == [1, WIDTH - 1]
-        assert wire.disconnects == 0
-    finally:
-        await store.aclose()
+    await store.get(keys[0])  # connect outside the count
+    wire.gets_per_write.clear()
+    got = await asyncio.gather(*(store.get(k) for k in keys))
+    assert dict(zip(keys, got, strict=True)) == expected
+    # The first caller found nothing in flight and sent at once; the 63 others
+    # joined one batch, sent by one write.
+    assert wire.gets_per_write == [1, WIDTH - 1]
+    assert wire.disconnects == 0
 
 
 async def test_lookups_one_at_a_time_are_sent_at_once(
-    redis_url: str, wire: Wire, filled: tuple[list[str], dict[str, bytes | None]]
+    store: RedisKeyStore, wire: Wire, filled: tuple[list[str], dict[str, bytes | None]]
 ) -> None:
     keys, expected = filled
-    store = _store(redis_url, wire)
-    try:
-        for key in keys[:10]:
-            assert await store.get(key) == expected[key]
-        assert wire.gets_per_write == [1] * 10
-        assert store._pipeline is not None and not store._pipeline._tasks  # no batch task
-    finally:
-        await store.aclose()
+    for key in keys[:10]:
+        assert await store.get(key) == expected[key]
+    assert wire.gets_per_write == [1] * 10
+    assert store._pipeline is not None and not store._pipeline._tasks  # no batch task
 
 
 async def test_an_error_reply_in_a_batch_fails_only_its_caller(
-    redis_url: str, wire: Wire, filled: tuple[list[str], dict[str, bytes | None]]
+    store: RedisKeyStore, wire: Wire, filled: tuple[list[str], dict[str, bytes | None]]
 ) -> None:
     keys, expected = filled
-    store = _store(redis_url, wire)
     hash_key = keys[0] + ":hash"
     await store.client.hset(hash_key, "f", "v")
     try:
@@ -174,60 +175,60 @@ async def test_an_error_reply_in_a_batch_fails_only_its_caller(
         assert wire.disconnects == 0
     finally:
         await store.client.delete(hash_key)
-        await store.aclose()
 
 
 @pytest.mark.parametrize("sent", [False, True], ids=["before-the-send", "after-the-send"])
 async def test_a_cancelled_caller_leaves_the_batch_and_the_connection_in_step(
-    redis_url: str,
+    store: RedisKeyStore,
     wire: Wire,
     filled: tuple[list[str], dict[str, bytes | None]],
     sent: bool,
 ) -> None:
     keys, expected = filled
-    store = _store(redis_url, wire)
-    try:
-        await store.get(keys[0])
-        wire.gets_per_write.clear()
-        tasks = [asyncio.create_task(store.get(k)) for k in keys[:12]]
-        await asyncio.sleep(0)  # every caller has joined; the batch is not sent yet
-        if sent:
-            for _ in range(100):  # (a bound: the batch goes out within a few turns)
-                if len(wire.gets_per_write) == 2:
-                    break
-                await asyncio.sleep(0)
-            assert len(wire.gets_per_write) == 2  # on the wire; no reply read yet
-        tasks[5].cancel()
-        done = await asyncio.gather(*tasks, return_exceptions=True)
-        assert isinstance(done[5], asyncio.CancelledError)
-        for i, key in enumerate(keys[:12]):
-            if i != 5:
-                assert done[i] == expected[key]
-        # Cancelled before the send: its GET never went; after it: sent, reply dropped.
-        assert wire.gets_per_write == [1, 11 if sent else 10]
-        await _all_in_step(store, expected)
-        assert wire.disconnects == 0  # the connection was never given up
-    finally:
-        await store.aclose()
+    await store.get(keys[0])
+    wire.gets_per_write.clear()
+    tasks = [asyncio.create_task(store.get(k)) for k in keys[:12]]
+    await asyncio.sleep(0)  # every caller has joined; the batch is not sent yet
+    if sent:
+        for _ in range(100):  # (a bound: the batch goes out within a few turns)
+            if len(wire.gets_per_write) == 2:
+                break
+            await asyncio.sleep(0)
+        assert len(wire.gets_per_write) == 2  # on the wire; no reply read yet
+    tasks[5].cancel()
+    done = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(done[5], asyncio.CancelledError)
+    for i, key in enumerate(keys[:12]):
+        if i != 5:
+            assert done[i] == expected[key]
+    # Cancelled before the send: its GET never went; after it: sent, reply dropped.
+    assert wire.gets_per_write == [1, 11 if sent else 10]
+    await _all_in_step(store, expected)
+    assert wire.disconnects == 0  # the connection was never given up
+
+
+async def _round_with_a_drop(
+    store: RedisKeyStore, wire: Wire, expected: dict[str, bytes | None]
+) -> list[Any]:
+    """A concurrent round (replies or exceptions, in key order) whose batch loses its
+    connection after 4 replies: the direct caller's reply is the 1st read, the batch's
+    1st..4th the next; the 6th read drops the connection."""
+    await _all_in_step(store, expected)  # two connections, both connected, outside the count
+    wire.gets_per_write.clear()
+    wire.break_at_read = 6
+    return await asyncio.gather(*(store.get(k) for k in expected), return_exceptions=True)
 
 
 async def test_a_dropped_connection_resends_only_the_unanswered_gets(
-    redis_url: str, wire: Wire, filled: tuple[list[str], dict[str, bytes | None]]
+    store: RedisKeyStore, wire: Wire, filled: tuple[list[str], dict[str, bytes | None]]
 ) -> None:
     keys, expected = filled
-    store = _store(redis_url, wire, retries=1)
-    try:
-        await _all_in_step(store, expected)  # two connections, both connected, outside the count
-        wire.gets_per_write.clear()
-        wire.break_at_read = 6  # the direct caller's reply, then the batch's 1st..4th
-        got = await asyncio.gather(*(store.get(k) for k in keys))
-        assert dict(zip(keys, got, strict=True)) == expected
-        # The batch of 63 lost its connection after 4 replies: the retry (after a
-        # reconnect) sent the 59 unanswered ones again, nothing twice.
-        assert wire.gets_per_write == [1, WIDTH - 1, WIDTH - 1 - 4]
-        await _all_in_step(store, expected)
-    finally:
-        await store.aclose()
+    got = await _round_with_a_drop(store, wire, expected)
+    assert dict(zip(keys, got, strict=True)) == expected
+    # The batch of 63 lost its connection after 4 replies: the retry (after a
+    # reconnect) sent the 59 unanswered ones again, nothing twice.
+    assert wire.gets_per_write == [1, WIDTH - 1, WIDTH - 1 - 4]
+    await _all_in_step(store, expected)
 
 
 async def test_without_retries_a_dropped_connection_fails_the_unanswered_callers(
@@ -236,9 +237,7 @@ async def test_without_retries_a_dropped_connection_fails_the_unanswered_callers
     keys, expected = filled
     store = _store(redis_url, wire, retries=0)
     try:
-        await _all_in_step(store, expected)
-        wire.break_at_read = 6
-        got = await asyncio.gather(*(store.get(k) for k in keys), return_exceptions=True)
+        got = await _round_with_a_drop(store, wire, expected)
         answered = [k for k, v in zip(keys, got, strict=True) if not isinstance(v, Exception)]
         failed = [v for v in got if isinstance(v, Exception)]
         assert len(answered) == 5 and len(failed) == WIDTH - 5
@@ -258,7 +257,7 @@ async def test_aclose_waits_for_the_replies_of_batches_already_sent(
     await store.get(keys[0])
     tasks = [asyncio.create_task(store.get(k)) for k in keys]
     for _ in range(2):
-        await asyncio.sleep(0)  # the batch is on the wire
+        await asyncio.sleep(0)  # the batch has formed (and usually gone out)
     await store.aclose()
     got = await asyncio.gather(*tasks)
     assert dict(zip(keys, got, strict=True)) == expected
