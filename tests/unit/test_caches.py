@@ -533,3 +533,42 @@ async def test_a_burst_of_slow_embeddings_does_not_switch_a_cheap_embedder_to_pr
         await cache.alookup(f"question asked after the burst {n}", LLM)
     assert store.gets == probes_alone  # every lookup sent probe and query together
     assert store.pipelined == pipelined + 10
+
+
+@pytest.mark.parametrize("memo_size", [1024, 0])
+async def test_a_repeated_prompt_is_parsed_once_and_located_as_a_new_one_is(
+    monkeypatch: pytest.MonkeyPatch, memo_size: int
+) -> None:
+    import llmemo.caches.semantic as semantic_module
+    from llmemo.text import split_prompt
+
+    splits: list[str] = []
+
+    def counting_split(prompt: str) -> Any:
+        splits.append(prompt)
+        return split_prompt(prompt)
+
+    monkeypatch.setattr(semantic_module, "split_prompt", counting_split)
+    cache, _, _ = semantic(embedding_memo_size=memo_size)
+    short = dumps([SystemMessage("You are a geographer."), HumanMessage(FRANCE)])
+    long = dumps([SystemMessage("x" * 5000), HumanMessage(FRANCE)])  # > 4,096 characters
+    for prompt in (short, long):
+        await cache.aupdate(prompt, LLM, "Paris")
+        for llm in (LLM, LLM, "another model", LLM):
+            hit = await cache.alookup(prompt, llm)
+            assert (hit is not None) == (llm == LLM)
+            parts = split_prompt(prompt)
+            expected = (
+                parts,
+                keys.partition_id("llmemo", llm, parts.context),
+                keys.prompt_id(prompt),
+            )
+            assert cache._locate(prompt, llm) == expected
+    # Memo on: the short prompt is parsed once per llm_string, the long one every time.
+    # Memo off (size 0): every time.
+    calls = 1 + 4 + 4  # aupdate, 4 lookups, 4 direct _locate calls
+    if memo_size:
+        assert splits.count(short) == 2
+    else:
+        assert splits.count(short) == calls
+    assert splits.count(long) == calls

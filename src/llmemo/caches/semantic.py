@@ -41,6 +41,13 @@ __all__ = ["DEFAULT_DISTANCE_THRESHOLD", "SemanticCache", "resolve_verifier"]
 
 
 _DEFAULT_CANDIDATES = 4
+# Recent prompts whose split (text to embed, context) and ids are kept: parsing the chat
+# JSON and hashing its context is most of a hit's own CPU when the same prompt comes
+# again (retries, the same question asked again). Only prompts of up to
+# _LOCATE_MEMO_CHARS characters (with their llm_string) are kept, so the memo holds a few
+# MB at most, however long the conversations.
+_LOCATE_MEMO_SIZE = 128
+_LOCATE_MEMO_CHARS = 4096
 _STORE_FAILED: Any = object()
 
 #: The default ``distance_threshold`` of :class:`SemanticCache` (cosine distance), chosen
@@ -177,7 +184,8 @@ class SemanticCache:
                 keep it tight, e.g. 0.2 or less).
             ttl: Default seconds an entry lives, or ``None``.
             embedding_memo_size: Recent embeddings, and as many verifier signatures,
-                kept in process (0 disables).
+                kept in process, with the parsed parts of up to 128 recent prompts of
+                up to 4,096 characters (0 disables all three).
             exact_first: Serve an exact repeat as exact, without embedding when embedding
                 is dear: the exact prompt is looked up (one ``get``) before the vector
                 query, or with it in one round trip when the embedding is at hand or
@@ -227,6 +235,9 @@ class SemanticCache:
         self._memo: LRU[MemoVector] = LRU(self.config.embedding_memo_size)
         # (signature,): a verifier may sign a text None.
         self._signatures = LRU[tuple[dict[str, Any] | None]](self.config.embedding_memo_size)
+        self._located = LRU[tuple[PromptParts, str, str]](
+            min(_LOCATE_MEMO_SIZE, self.config.embedding_memo_size)
+        )
         self._pending: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future[MemoVector]]
         self._pending = {}
 
@@ -236,9 +247,18 @@ class SemanticCache:
         return self.runtime.stats
 
     def _locate(self, prompt: str, llm_string: str) -> tuple[PromptParts, str, str]:
+        """The prompt's parts, partition and entry id (memoised for short prompts)."""
+        memo = len(prompt) + len(llm_string) <= _LOCATE_MEMO_CHARS
+        if memo:
+            located = self._located.get((prompt, llm_string))
+            if located is not None:
+                return located
         parts = split_prompt(prompt)
         partition = keys.partition_id(self.config.namespace, llm_string, parts.context)
-        return parts, partition, keys.prompt_id(prompt)
+        located = (parts, partition, keys.prompt_id(prompt))
+        if memo:
+            self._located.put((prompt, llm_string), located)
+        return located
 
     async def _embed(self, text: str) -> MemoVector:
         vector = self._memo.get(text)
