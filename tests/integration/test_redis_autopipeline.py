@@ -319,3 +319,34 @@ async def test_a_batch_whose_callers_all_gave_up_is_stopped() -> None:
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_callers_giving_up_at_random_moments_never_get_another_callers_reply(
+    store: RedisKeyStore, filled: tuple[list[str], dict[str, bytes | None]]
+) -> None:
+    # 64 tasks x 40 lookups, three in four under a budget of 0-4 ms (seeded), the rest
+    # under 1 s: many give up before the send, after it, or mid-batch. Every answer that
+    # does arrive must be its own key's value, and the connections must end in step.
+    import random
+
+    keys, expected = filled
+    rng = random.Random(7)
+    budgets = [1.0 if rng.random() < 0.25 else rng.uniform(0, 0.004) for _ in range(64 * 40)]
+    answered = gave_up = 0
+
+    async def worker(offset: int) -> None:
+        nonlocal answered, gave_up
+        for i in range(40):
+            key = keys[(offset * 7 + i) % len(keys)]
+            try:
+                value = await asyncio.wait_for(store.get(key), budgets[offset * 40 + i])
+            except TimeoutError:
+                gave_up += 1
+                continue
+            assert value == expected[key], key
+            answered += 1
+
+    await asyncio.wait_for(asyncio.gather(*(worker(n) for n in range(64))), 30.0)
+    assert answered and gave_up  # both paths were taken
+    await _all_in_step(store, expected)
+    await _all_in_step(store, expected)
