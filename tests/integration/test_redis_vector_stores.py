@@ -19,6 +19,7 @@ from redis.exceptions import ResponseError
 
 from llmemo.errors import CapabilityError, ConfigurationError, WrongTypeError
 from llmemo.stores.base import VectorStore
+from llmemo.stores.redis import search as search_module
 from llmemo.stores.redis.search import RedisSearchVectorStore
 from llmemo.stores.redis.vectorset import RedisVectorSetStore, _vset_error
 
@@ -387,6 +388,53 @@ async def test_schema_mismatch_names_both_schemas(
     # dimension adopts the index's on a search, so then it is the query that is wrong.
     with pytest.raises(ConfigurationError, match="another schema" if kwargs else "dimension"):
         await other.search(P1, vectors(1, dim=dim)[0])
+
+
+@pytest.mark.redis
+@pytest.mark.redisearch
+async def test_a_refused_index_is_not_checked_on_every_call(
+    make_search: SearchFactory, admin: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A cache whose store does not fit the index fails open: lookups keep coming, each a
+    # miss. Each check of the index is an FT.INFO (milliseconds of server time on a large
+    # index), so a refusal stands for a while without asking the server again.
+    data = vectors(4)
+    await make_search().add(P1, "e", data[0], b"v")
+    other = make_search(dtype="FLOAT16")
+
+    async def index_checks(calls: int) -> int:
+        before = await command_calls(admin)
+        for _ in range(calls):
+            with pytest.raises(ConfigurationError, match="another schema"):
+                await other.search(P1, data[1])
+            with pytest.raises(ConfigurationError, match="another schema"):
+                await other.add(P1, "e2", data[1], b"v")
+        return delta(before, await command_calls(admin)).get("ft.info", 0)
+
+    assert await index_checks(5) == 1
+    # Once the refusal is due for a recheck (here: at once), each call checks again.
+    other = make_search(dtype="FLOAT16")
+    monkeypatch.setattr(search_module, "_REFUSED_INDEX_RECHECK_S", 0.0)
+    assert await index_checks(3) == 6
+    # An index fixed behind the store's back is then picked up.
+    await admin.execute_command("FT.DROPINDEX", other.name)
+    await other.add(P1, "e2", data[1], b"v2")
+    assert [m.entry_id for m in await other.search(P1, data[1])] == ["e2"]
+    # setup() and drop_index() check at once, whatever the interval.
+    monkeypatch.setattr(search_module, "_REFUSED_INDEX_RECHECK_S", 3600.0)
+    flat = make_search(algorithm="FLAT")
+    with pytest.raises(ConfigurationError, match="another schema"):
+        await flat.search(P1, data[1])
+    await flat.drop_index()
+    await flat.add(P1, "e3", data[2], b"v3")
+    assert [m.entry_id for m in await flat.search(P1, data[2])] == ["e3"]
+    hnsw = make_search()
+    with pytest.raises(ConfigurationError, match="another schema"):
+        await hnsw.search(P1, data[3])
+    await admin.execute_command("FT.DROPINDEX", hnsw.name)
+    await hnsw.setup(dimension=DIM)
+    await hnsw.add(P1, "e4", data[3], b"v4")
+    assert [m.entry_id for m in await hnsw.search(P1, data[3])] == ["e4"]
 
 
 @pytest.mark.redis

@@ -30,6 +30,7 @@ a partition's entries share its slot). Still one round trip per search.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, cast
@@ -95,6 +96,12 @@ _B_ATTRS: Final = b"extra_attributes"
 # A search that meets lazily expired documents asks again for more rows, at most this
 # often (each retry at least doubles the rows asked for).
 _MAX_SEARCH_ATTEMPTS: Final = 4
+
+# An index found with another schema is not checked again for this long (seconds): each
+# check is an FT.INFO, which costs the server milliseconds on a large index, and a
+# misconfigured cache would otherwise send one with every lookup (fail open turns the
+# error into a miss, so lookups keep coming).
+_REFUSED_INDEX_RECHECK_S: Final = 5.0
 
 # Cluster search. KEYS: a key in the partition's slot (never written; it routes the script
 # and makes a moved slot answer MOVED). ARGV: index, query, partition, blob, LIMIT count.
@@ -251,6 +258,9 @@ class RedisSearchVectorStore:
     one ``UNLINK``. The first :meth:`add` (or :meth:`setup`) also checks or creates the
     index (``FT.INFO``, ``FT.CREATE``), once per store; the first :meth:`search` checks
     it (``FT.INFO``) and, when there is no index yet, returns ``[]`` without creating one.
+    An index found with another schema is refused for 5 seconds without another
+    ``FT.INFO`` (then checked anew, so a fixed index is picked up); :meth:`setup` and
+    :meth:`drop_index` check at once.
 
     Distances: cosine distance in ``[0, 2]``, straight from RediSearch's COSINE score.
     ``max_distance`` is applied to the KNN rows, which come back sorted nearest first; the
@@ -329,6 +339,7 @@ class RedisSearchVectorStore:
         "_pair",
         "_ready",
         "_recreate",
+        "_refused",
         "_search_args",
     )
 
@@ -387,6 +398,8 @@ class RedisSearchVectorStore:
         # One index check per primary at a time: a burst of first writes to a primary
         # waits for one FT._LIST/FT.INFO/FT.CREATE instead of each sending its own.
         self._locks: dict[str, asyncio.Lock] = {}
+        # Index name -> (the mismatch error's message, monotonic time to check again).
+        self._refused: dict[str, tuple[str, float]] = {}
         self._ready = False
         self._search_args: dict[int, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
         self._owns_client = False
@@ -446,6 +459,17 @@ class RedisSearchVectorStore:
             m=self._m,
             ef_construction=self._ef_construction,
         )
+
+    def _refuses_for_any_vector(self, existing: _Schema | None) -> bool:
+        """Whether this store rejects the index ``existing`` whatever vector it is handed.
+
+        Not so when the store has no dimension yet and the index differs only in its
+        dimension: the search path adopts the index's dimension, so only the add of a
+        vector of another size was refused.
+        """
+        if self._dimension is not None or existing is None:
+            return True
+        return not self._matches(existing, self._wanted_schema(existing.dimension))
 
     def _matches(self, existing: _Schema | None, wanted: _Schema) -> bool:
         if existing is None:
@@ -531,6 +555,12 @@ class RedisSearchVectorStore:
                 ``recreate_index_on_mismatch`` is off.
         """
         index = self._name if index is None else index
+        refused = self._refused.get(index)
+        if refused is not None:
+            message, recheck_at = refused
+            if time.monotonic() < recheck_at:
+                raise ConfigurationError(message)
+            del self._refused[index]
         # Two rounds at most: a concurrent creator may win the FT.CREATE race, then the
         # index it made is checked like any existing one.
         for _ in range(2):
@@ -558,13 +588,17 @@ class RedisSearchVectorStore:
             if not self._matches(existing, wanted):
                 found = existing.describe() if existing else "no vector field 'vec'"
                 if not self._recreate:
-                    raise ConfigurationError(
+                    message = (
                         f"RediSearch index {index!r} exists with another schema: "
                         f"found [{found}], this store needs [{wanted.describe()}]. Use a "
                         "different name, drop the index, or pass "
                         "recreate_index_on_mismatch=True to drop and recreate it "
                         "(documents are kept)"
                     )
+                    if self._refuses_for_any_vector(existing):
+                        recheck_at = time.monotonic() + _REFUSED_INDEX_RECHECK_S
+                        self._refused[index] = (message, recheck_at)
+                    raise ConfigurationError(message)
                 await self._drop(index, node, delete_documents=False)
                 if not await self._create(index, node, dim):
                     continue
@@ -603,6 +637,7 @@ class RedisSearchVectorStore:
                 f"dimension {dimension} contradicts this store's dimension {self._dimension}"
             )
         self._ready = False
+        self._refused.clear()
         if self._cluster is None:
             self._ready = await self._prepare(dimension, create=True)
             return
@@ -617,6 +652,7 @@ class RedisSearchVectorStore:
         a cluster, drops this store's index on every primary (those it can address).
         """
         self._ready = False
+        self._refused.clear()
         if self._cluster is None:
             return await self._drop(self._name, None, delete_documents=delete_documents)
         self._indexes.clear()
