@@ -157,11 +157,31 @@ def test_redis_cache_validates_parameters(kwargs: dict[str, Any], parameter: str
         ({"name": "x*"}, "name"),
         ({"vector_backend": "faiss"}, "vector_backend"),
         ({"algorithm": "IVF"}, "algorithm"),
+        ({"dtype": "INT8"}, "dtype"),
+        ({"dtype": 16}, "dtype"),
     ],
 )
 def test_redis_semantic_cache_validates_parameters(kwargs: dict[str, Any], parameter: str) -> None:
     with pytest.raises(ConfigurationError, match=parameter):
         RedisSemanticCache(ConceptEmbeddings(), **kwargs)
+
+
+@pytest.mark.redisearch
+def test_float16_vectors_on_redisearch(
+    semantic_factory: Any, redis_url: str, unique_prefix: str
+) -> None:
+    cache = semantic_factory("redisearch", dtype="float16")
+    model = FakeListChatModel(responses=["Paris", "Knead", "unused"], cache=cache)
+    assert model.invoke(FRANCE).content == "Paris"
+    assert model.invoke(FRANCE_PARAPHRASE).content == "Paris"
+    assert model.invoke(BREAD).content == "Knead"
+    client = redis.Redis.from_url(redis_url)
+    try:
+        info = client.execute_command("FT.INFO", unique_prefix)
+    finally:
+        client.close()
+    assert b"FLOAT16" in repr(info).encode()
+    assert b"FLOAT32" not in repr(info).encode()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
