@@ -6,6 +6,9 @@
 * ``hits``: llmemo's hits against the raw Redis floor only (:mod:`benchmarks.hits`).
 * ``cluster``: the same on a 3-primary Redis Cluster (:mod:`benchmarks.cluster`; a
   throwaway cluster unless ``--redis-url`` names a node of one).
+* ``dtype``: FLOAT32 against FLOAT16 vectors on RediSearch (:mod:`benchmarks.dtype`):
+  memory per entry, hits and lookup latency at one size (default 100,000); writes
+  ``benchmarks/results/<date>-<host>-dtype.md``.
 * ``faults``: time to miss under Redis faults (:mod:`benchmarks.faults`; always on
   private loopback servers of its own, ``--redis-url`` does not apply).
 
@@ -26,9 +29,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_SIZES = {"hits": "1000,10000", "all": "1000,10000,100000", "cluster": "1200,12000"}
-DEFAULT_ROUNDS = {"hits": 7, "all": 5, "cluster": 7}
-DEFAULT_OPS = {"hits": 300, "all": 200, "cluster": 300}
+DEFAULT_SIZES = {
+    "hits": "1000,10000",
+    "all": "1000,10000,100000",
+    "cluster": "1200,12000",
+    "dtype": "100000",
+}
+DEFAULT_ROUNDS = {"hits": 7, "all": 5, "cluster": 7, "dtype": 5}
+DEFAULT_OPS = {"hits": 300, "all": 200, "cluster": 300, "dtype": 200}
 
 
 @contextlib.contextmanager
@@ -47,10 +55,12 @@ def redis_url(given: str | None) -> Iterator[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
-        "suite", choices=["all", "hits", "cluster", "faults"], help="what to measure"
+        "suite", choices=["all", "hits", "cluster", "dtype", "faults"], help="what to measure"
     )
     parser.add_argument("--redis-url", help="use this server instead of starting one")
-    parser.add_argument("--sizes", help="semantic index sizes (all: 1000,10000,100000)")
+    parser.add_argument(
+        "--sizes", help="semantic index sizes (all: 1000,10000,100000; dtype: one size)"
+    )
     parser.add_argument("--rounds", type=int, help="interleaved rounds (all: 5, hits: 7)")
     parser.add_argument("--ops", type=int, help="operations per round (all: 200, hits: 300)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one round (CI)")
@@ -68,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in (args.sizes or DEFAULT_SIZES[args.suite]).split(",")]
     rounds = args.rounds or DEFAULT_ROUNDS[args.suite]
     ops = args.ops or DEFAULT_OPS[args.suite]
+    command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
 
     if args.suite == "hits":
         if args.quick:
@@ -81,6 +92,19 @@ def main(argv: list[str] | None = None) -> int:
 
         with redis_url(args.redis_url) as url:
             sys.stdout.write(run(url, sizes, rounds, ops, out))
+        return 0
+
+    if args.suite == "dtype":
+        if len(sizes) != 1:
+            parser.error(f"dtype measures one size; got --sizes {args.sizes}")
+        if args.quick:
+            sizes, rounds, ops = [300], 1, 30
+        stamp = f"{time.strftime('%Y-%m-%d')}-{platform.node()}-dtype.md"
+        out = None if args.quick else (args.out or HERE / "results") / stamp
+        from benchmarks import dtype
+
+        with redis_url(args.redis_url) as url:
+            sys.stdout.write(dtype.run(url, sizes[0], rounds, ops, out, command))
         return 0
 
     if args.suite == "cluster":
@@ -98,7 +122,6 @@ def main(argv: list[str] | None = None) -> int:
 
     out_dir = args.out if (args.out or args.quick) else HERE / "results"
     results_md = None if (args.quick or args.no_results_md) else HERE / "RESULTS.md"
-    command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     with redis_url(args.redis_url) as url:
         settings = suite.Settings.make(
             url, quick=args.quick, sizes=sizes, rounds=rounds, ops=ops, command=command

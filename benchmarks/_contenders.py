@@ -240,10 +240,15 @@ def llmemo_redis(
     floor: str | None,
     loader: bool = True,
     exact_first: bool = True,
+    dtype: str = "FLOAT32",
 ) -> Semantic:
     """llmemo's ``RedisSemanticCache`` with its defaults (measured), plus, when ``loader``,
-    a second instance on the same keys with :func:`loader_policy` that loads them."""
+    a second instance on the same keys with :func:`loader_policy` that loads them.
+    ``dtype`` is the RediSearch vector type (passed only when not the default, so that
+    an llmemo without the parameter still runs the suite)."""
     from llmemo.langchain import RedisSemanticCache
+
+    options: dict[str, Any] = {} if dtype == "FLOAT32" else {"dtype": dtype}
 
     def make(**policy: Any) -> Any:
         return RedisSemanticCache(
@@ -257,6 +262,7 @@ def llmemo_redis(
             algorithm=algorithm,
             exact_first=exact_first,
             verifier=None,  # the cache machinery, as the alternatives: threshold only
+            **options,
             **policy,
         )
 

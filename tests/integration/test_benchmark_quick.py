@@ -37,6 +37,30 @@ def test_hits_benchmark_quick_mode(redis_url: str) -> None:
 
 @pytest.mark.redis
 @pytest.mark.redisearch
+def test_dtype_benchmark_quick_mode(redis_url: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "dtype", "--quick", "--redis-url", redis_url],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    out = result.stdout
+    rows = [line for line in out.splitlines() if line.startswith("| FLOAT")]
+    assert [row.split(" | ")[0] for row in rows] == ["| FLOAT32", "| FLOAT16"]
+    float32, float16 = (float(row.split(" | ")[1].replace(",", "")) for row in rows)
+    assert 0 < float16 < float32  # half-size vectors take less memory per entry
+    for row in rows:
+        hits, lookups = row.split(" | ")[3].split(" (")[0].split(" / ")
+        assert int(lookups.replace(",", "")) > 0
+        assert int(hits.replace(",", "")) > 0
+    assert out.count("| floor |") == 1
+    assert "llmemo RedisSemanticCache, dtype=FLOAT16" in out
+
+
+@pytest.mark.redis
+@pytest.mark.redisearch
 @pytest.mark.vectorset
 @pytest.mark.slow
 def test_full_suite_quick_mode(redis_url: str, tmp_path: Path) -> None:
