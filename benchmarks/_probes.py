@@ -3,6 +3,7 @@ and redis-benchmark's own figures."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import shutil
@@ -153,6 +154,20 @@ def server_usec(delta: dict[str, tuple[int, float]], top_level: Counter[str]) ->
 def used_memory(client: Any) -> int:
     """``used_memory`` from ``INFO memory`` (bytes)."""
     return int(client.info("memory")["used_memory"])
+
+
+async def wait_indexed(raw: Any, index: str) -> None:
+    """Wait (up to 120 s) until RediSearch has indexed every document of ``index``
+    (``raw``: a ``redis.asyncio`` client)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        info = await raw.execute_command("FT.INFO", index)
+        if isinstance(info, list):
+            info = dict(zip(info[::2], info[1::2], strict=False))
+        info = {(k.decode() if isinstance(k, bytes) else k): v for k, v in info.items()}
+        if int(info.get("indexing", 0)) == 0:
+            return
+        await asyncio.sleep(0.2)
 
 
 # -- imports -----------------------------------------------------------------------------

@@ -32,7 +32,7 @@ import numpy as np
 from benchmarks import _contenders as C
 from benchmarks._embedders import DIMENSION
 from benchmarks._measure import Series, measure_async, table
-from benchmarks._probes import used_memory
+from benchmarks._probes import used_memory, wait_indexed
 
 TYPES = ("FLOAT32", "FLOAT16")
 _NUMPY_TYPES = {"FLOAT32": "<f4", "FLOAT16": "<f2"}
@@ -44,19 +44,6 @@ _TARGETS = 300
 def _progress(message: str) -> None:
     sys.stderr.write(f"[{time.strftime('%H:%M:%S')}] {message}\n")
     sys.stderr.flush()
-
-
-async def _wait_indexed(raw: Any, index: str) -> None:
-    """Wait (up to 120 s) until RediSearch has indexed every document of ``index``."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        info = await raw.execute_command("FT.INFO", index)
-        if isinstance(info, list):
-            info = dict(zip(info[::2], info[1::2], strict=False))
-        info = {(k.decode() if isinstance(k, bytes) else k): v for k, v in info.items()}
-        if int(info.get("indexing", 0)) == 0:
-            return
-        await asyncio.sleep(0.2)
 
 
 async def measure(
@@ -83,7 +70,7 @@ async def measure(
             started = time.perf_counter()
             assert cache.load is not None
             await cache.load(0, size)
-            await _wait_indexed(raw, namespace)
+            await wait_indexed(raw, namespace)
             seconds = time.perf_counter() - started
             facts[dtype] = {
                 "bytes_per_entry": (used_memory(admin) - before) / size,

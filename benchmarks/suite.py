@@ -55,6 +55,7 @@ from benchmarks._probes import (
     server_usec,
     stats_delta,
     used_memory,
+    wait_indexed,
 )
 from benchmarks.hits import LLM_STRING, chat_payload
 
@@ -738,18 +739,6 @@ class Suite:
                     self.note(f"{name} skipped: {type(exc).__name__}: {exc}")
         return out
 
-    async def _wait_indexed(self, raw: Any, index: str) -> None:
-        """Wait (up to 120 s) until RediSearch has indexed every document of ``index``."""
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            info = await raw.execute_command("FT.INFO", index)
-            if isinstance(info, list):
-                info = dict(zip(info[::2], info[1::2], strict=False))
-            info = {(k.decode() if isinstance(k, bytes) else k): v for k, v in info.items()}
-            if int(info.get("indexing", 0)) == 0:
-                return
-            await asyncio.sleep(0.2)
-
     async def _semantic(self) -> None:
         import redis
         import redis.asyncio as aioredis
@@ -783,7 +772,7 @@ class Suite:
                     await c.load(loaded, size)
                     if "index" in c.extra or c.name in (HNSW, FLAT):
                         index = c.extra.get("index") or c.extra["namespace"]
-                        await self._wait_indexed(raw, index)
+                        await wait_indexed(raw, index)
                     seconds = time.perf_counter() - started
                     delta = used_memory(admin) - before
                     memory[c.name] += delta
