@@ -11,19 +11,24 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def quick_run(mode: str, *args: str, timeout: float = 300) -> str:
+    """The standard output of ``python -m benchmarks MODE --quick ARGS`` (which must exit 0)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", mode, "--quick", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )
+    return result.stdout
+
+
 @pytest.mark.redis
 @pytest.mark.redisearch
 @pytest.mark.vectorset
 def test_hits_benchmark_quick_mode(redis_url: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "hits", "--quick", "--redis-url", redis_url],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    out = result.stdout
+    out = quick_run("hits", "--redis-url", redis_url)
     for title in (
         "Exact hit, async",
         "Exact hit, sync",
@@ -38,15 +43,7 @@ def test_hits_benchmark_quick_mode(redis_url: str) -> None:
 @pytest.mark.redis
 @pytest.mark.redisearch
 def test_dtype_benchmark_quick_mode(redis_url: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "dtype", "--quick", "--redis-url", redis_url],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    out = result.stdout
+    out = quick_run("dtype", "--redis-url", redis_url)
     rows = [line for line in out.splitlines() if line.startswith("| FLOAT")]
     assert [row.split(" | ")[0] for row in rows] == ["| FLOAT32", "| FLOAT16"]
     float32, float16 = (float(row.split(" | ")[1].replace(",", "")) for row in rows)
@@ -72,16 +69,7 @@ def test_full_suite_quick_mode(redis_url: str, tmp_path: Path) -> None:
 
     results_md = ROOT / "benchmarks" / "RESULTS.md"
     before = results_md.read_text() if results_md.exists() else None
-    command = ["-m", "benchmarks", "all", "--quick", "--redis-url", redis_url]
-    result = subprocess.run(
-        [sys.executable, *command, "--out", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-    )
-    out = result.stdout
+    out = quick_run("all", "--redis-url", redis_url, "--out", str(tmp_path), timeout=600)
     for title in (
         "Targets of issue 6",
         "Exact lookup, async",
