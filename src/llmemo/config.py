@@ -95,6 +95,26 @@ def validate_optional_positive_int(value: object, *, parameter: str) -> int | No
     return value
 
 
+#: RediSearch index algorithms and vector types, as ``FT.CREATE`` names them. They live
+#: here so that the LangChain drop-in checks its arguments with the store's own lists
+#: without importing the store (numpy, redis) at construction.
+REDISEARCH_ALGORITHMS = ("HNSW", "FLAT")
+REDISEARCH_VECTOR_TYPES = ("FLOAT32", "FLOAT16", "FLOAT64")
+
+
+def validate_choice(value: object, choices: tuple[str, ...], *, parameter: str) -> str:
+    """Return ``value`` upper-cased if it names one of ``choices`` (any case).
+
+    Raises:
+        ConfigurationError: ``value`` is not a string naming one of ``choices``.
+    """
+    if not isinstance(value, str) or value.upper() not in choices:
+        raise ConfigurationError(
+            f"{parameter} must be one of {', '.join(map(repr, choices))}; got {value!r}"
+        )
+    return value.upper()
+
+
 @dataclass(frozen=True, slots=True)
 class CacheConfig:
     """Settings of an exact cache.

@@ -17,6 +17,7 @@ import pytest
 from redis.asyncio import Connection, Redis
 from redis.exceptions import ResponseError
 
+from llmemo.config import REDISEARCH_VECTOR_TYPES
 from llmemo.errors import CapabilityError, ConfigurationError, WrongTypeError
 from llmemo.stores.base import VectorStore
 from llmemo.stores.redis import search as search_module
@@ -229,6 +230,15 @@ async def test_search_store_validates_parameters(
 ) -> None:
     with pytest.raises(ConfigurationError, match=parameter):
         RedisSearchVectorStore(offline, "valid-name", **kwargs)
+
+
+@pytest.mark.parametrize("dtype", REDISEARCH_VECTOR_TYPES)
+async def test_search_store_takes_every_vector_type_in_any_case(offline: Redis, dtype: str) -> None:
+    # The drop-in checks dtype against the same list before it builds a store.
+    for given in (dtype, dtype.lower()):
+        store = RedisSearchVectorStore(offline, "valid-name", dtype=given)
+        assert store._dtype_name == dtype
+        assert store._dtype.kind == "f"
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,14 @@ from llmemo.adapters.langchain import CoreCache, LangChainCache, to_embedder
 from llmemo.caches.base import DEFAULT, CacheHit
 from llmemo.caches.exact import ExactCache
 from llmemo.caches.semantic import SemanticCache, resolve_verifier
-from llmemo.config import CacheConfig, SemanticConfig, validate_optional_positive_int
+from llmemo.config import (
+    REDISEARCH_ALGORITHMS,
+    REDISEARCH_VECTOR_TYPES,
+    CacheConfig,
+    SemanticConfig,
+    validate_choice,
+    validate_optional_positive_int,
+)
 from llmemo.errors import ConfigurationError, LlmemoError
 from llmemo.keys import validate_namespace
 from llmemo.policy import ErrorMode, FailurePolicy
@@ -50,9 +57,6 @@ __all__ = ["RedisCache", "RedisSemanticCache", "VectorBackend"]
 
 VectorBackend = Literal["auto", "redisearch", "vectorset"]
 _BACKENDS = ("auto", "redisearch", "vectorset")
-# RediSearch vector types (those of llmemo.stores.redis.search, which this module does
-# not import before first use).
-_VECTOR_TYPES = ("FLOAT32", "FLOAT16", "FLOAT64")
 # The key llmemo.stores.redis.probe.has_vector_sets asks VCARD about.
 _PROBE_KEY = "llmemo:probe:{none}"
 
@@ -348,12 +352,8 @@ class RedisSemanticCache(_RedisLangChainCache):
                 f"vector_backend must be one of {', '.join(map(repr, _BACKENDS))}; "
                 f"got {vector_backend!r}"
             )
-        if not isinstance(algorithm, str) or algorithm.upper() not in ("HNSW", "FLAT"):
-            raise ConfigurationError(f"algorithm must be 'HNSW' or 'FLAT'; got {algorithm!r}")
-        if not isinstance(dtype, str) or dtype.upper() not in _VECTOR_TYPES:
-            raise ConfigurationError(
-                f"dtype must be one of {', '.join(map(repr, _VECTOR_TYPES))}; got {dtype!r}"
-            )
+        algorithm = validate_choice(algorithm, REDISEARCH_ALGORITHMS, parameter="algorithm")
+        dtype = validate_choice(dtype, REDISEARCH_VECTOR_TYPES, parameter="dtype")
         embedder = to_embedder(embeddings)
         validate_optional_positive_int(candidates, parameter="candidates")
         verifier = resolve_verifier(verifier)
@@ -367,7 +367,7 @@ class RedisSemanticCache(_RedisLangChainCache):
         self.distance_threshold = config.distance_threshold
         validate_optional_positive_int(ef_runtime, parameter="ef_runtime")
         chooser = self._backend_choice = _BackendChoice(
-            vector_backend, root, algorithm.upper(), dtype.upper(), ef_runtime
+            vector_backend, root, algorithm, dtype, ef_runtime
         )
 
         def make_core() -> CoreCache:

@@ -40,7 +40,12 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
-from llmemo.config import validate_optional_positive_int
+from llmemo.config import (
+    REDISEARCH_ALGORITHMS,
+    REDISEARCH_VECTOR_TYPES,
+    validate_choice,
+    validate_optional_positive_int,
+)
 from llmemo.errors import BackendError, CapabilityError, ConfigurationError, WrongTypeError
 from llmemo.stores.base import Vector, VectorMatch
 from llmemo.stores.redis._common import (
@@ -78,12 +83,12 @@ def _text(value: Any) -> str:
 
 # -- RediSearch specifics ---------------------------------------------------------------
 
+# The numpy type of each of config.REDISEARCH_VECTOR_TYPES (little-endian, as stored).
 _DTYPES: Final[dict[str, np.dtype[Any]]] = {
     "FLOAT32": np.dtype("<f4"),
     "FLOAT64": np.dtype("<f8"),
     "FLOAT16": np.dtype("<f2"),
 }
-_ALGORITHMS: Final = ("HNSW", "FLAT")
 _VEC: Final = "vec"
 _PARTITION: Final = "partition"
 _PAYLOAD: Final = "payload"
@@ -358,14 +363,8 @@ class RedisSearchVectorStore:
     ) -> None:
         check_client(client, type(self).__name__)
         self._name = validate_name(name)
-        if not isinstance(algorithm, str) or algorithm.upper() not in _ALGORITHMS:
-            raise ConfigurationError(f"algorithm must be 'HNSW' or 'FLAT'; got {algorithm!r}")
-        self._algorithm = algorithm.upper()
-        if not isinstance(dtype, str) or dtype.upper() not in _DTYPES:
-            raise ConfigurationError(
-                f"dtype must be one of {', '.join(map(repr, _DTYPES))}; got {dtype!r}"
-            )
-        self._dtype_name = dtype.upper()
+        self._algorithm = validate_choice(algorithm, REDISEARCH_ALGORITHMS, parameter="algorithm")
+        self._dtype_name = validate_choice(dtype, REDISEARCH_VECTOR_TYPES, parameter="dtype")
         self._dtype = _DTYPES[self._dtype_name]
         self._dimension = validate_optional_positive_int(dimension, parameter="dimension")
         self._m = validate_optional_positive_int(m, parameter="m")
