@@ -8,6 +8,7 @@ how many writes carried the ``GET``s.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -185,16 +186,22 @@ async def test_a_cancelled_caller_leaves_the_batch_and_the_connection_in_step(
     sent: bool,
 ) -> None:
     keys, expected = filled
-    await store.get(keys[0])
+    # Two connections, both connected, outside the count: the batch then goes out within
+    # a turn or two of the loop instead of after a connection handshake.
+    await _all_in_step(store, expected)
     wire.gets_per_write.clear()
     tasks = [asyncio.create_task(store.get(k)) for k in keys[:12]]
     await asyncio.sleep(0)  # every caller has joined; the batch is not sent yet
     if sent:
-        for _ in range(100):  # (a bound: the batch goes out within a few turns)
-            if len(wire.gets_per_write) == 2:
+        # Turn the loop one step at a time until the batch is on the wire (at most 10 s
+        # on a loaded machine), so that the cancel below lands after the send.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        for _ in itertools.count():
+            if len(wire.gets_per_write) == 2 or loop.time() > deadline:
                 break
             await asyncio.sleep(0)
-        assert len(wire.gets_per_write) == 2  # on the wire; no reply read yet
+        assert len(wire.gets_per_write) == 2  # on the wire
     tasks[5].cancel()
     done = await asyncio.gather(*tasks, return_exceptions=True)
     assert isinstance(done[5], asyncio.CancelledError)
