@@ -15,6 +15,7 @@ from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
+from fault_injection import BlackholedConnection
 from llmemo.langchain import (
     InMemoryCache,
     InMemorySemanticCache,
@@ -197,3 +198,35 @@ def test_cross_process_wait_is_bounded_when_the_lease_holder_never_writes(
     assert waiter.lookup("p", "llm") is None  # waits for the holder, then gives up
     assert 0.4 < time.monotonic() - started < 3
     assert waiter.stats.singleflight_waits == 1
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("face", ["async", "sync"])
+async def test_a_late_caller_that_cannot_read_the_cache_is_served_the_landed_answer(
+    face: str,
+) -> None:
+    # A burst can run lookups over their time budget (and open the circuit) just after
+    # the leader's answer landed. A caller that missed then is told to read the cache
+    # again; when that read fails too, the answer shared with the flight's waiters
+    # moments ago still serves it, instead of a second model call.
+    with BlackholedConnection() as fault:
+        cache = RedisCache(fault.url, prefix="late")
+        chat = model(cache, latency=0.3)
+        leader = asyncio.create_task(chat.ainvoke("same prompt"))
+        await asyncio.sleep(0.05)  # the leader calls its model; the next caller waits
+        waited = await chat.ainvoke("same prompt")
+        assert (await leader).content == waited.content == "answer"
+        assert (chat.calls, cache.stats.singleflight_shared) == (1, 1)
+
+        fault.begin()  # every read now runs over its budget
+        if face == "async":
+            late = await chat.ainvoke("same prompt")
+        else:
+            late = await asyncio.to_thread(chat.invoke, "same prompt")
+        assert late.content == "answer"
+        assert chat.calls == 1
+        # Both reads of the late caller failed: the lookup, then the read again.
+        assert cache.stats.errors_timeout + cache.stats.breaker_skips == 2
+        assert cache.stats.singleflight_shared == 2
+        fault.end()
+        await cache.aclear()

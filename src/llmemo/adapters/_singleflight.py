@@ -19,6 +19,10 @@ A flight ends, and its waiters are released, when:
 A caller whose lookup missed just before the leader's update landed would otherwise find
 no flight and lead a second model call; so a completed key is remembered for
 :data:`RECENT_SECONDS`, and such a caller is told to look the cache up again instead.
+The value shared with the flight's waiters (if it had any) is kept for as long, up to
+:data:`_MAX_RECENT_BYTES` in all: when that second lookup cannot read the cache either
+(a burst that ran over the time budget and opened the circuit breaker), the caller is
+served the value instead of calling the model again.
 
 Thread-safe: sync waiters (threads) and async waiters (on any event loop) share flights.
 """
@@ -39,6 +43,9 @@ RECENT: Any = object()
 #: Seconds a landed flight's key is remembered.
 RECENT_SECONDS = 5.0
 _MAX_RECENT = 4096
+# Most bytes of shared values kept for late callers (beyond it, the oldest are dropped
+# and their keys only tell callers to look the cache up again).
+_MAX_RECENT_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -71,7 +78,9 @@ class SingleFlight:
         self.timeout = timeout
         self._flights: dict[str, _Flight] = {}
         self._led: dict[Any, str] = {}  # owner -> key of the flight it leads
-        self._recent: OrderedDict[str, float] = OrderedDict()  # landed key -> when
+        # Landed key -> (when, the value shared with its waiters or None), oldest first.
+        self._recent: OrderedDict[str, tuple[float, bytes | None]] = OrderedDict()
+        self._recent_bytes = 0  # of the values in _recent
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -86,9 +95,9 @@ class SingleFlight:
         with self._lock:
             landed = self._recent.get(key)
             if landed is not None:
-                if time.monotonic() - landed < RECENT_SECONDS:
+                if time.monotonic() - landed[0] < RECENT_SECONDS:
                     return RECENT
-                del self._recent[key]
+                self._forget(key)
             previous = self._led.get(owner)
             if previous is not None and previous != key:
                 self._finish(previous, None, landed=False)  # its model call ended, no update
@@ -118,6 +127,15 @@ class SingleFlight:
         with self._lock:
             return self._finish(key, payload, landed=landed)
 
+    def recent_value(self, key: str) -> bytes | None:
+        """The value the flight of ``key`` shared with its waiters, if it landed less than
+        :data:`RECENT_SECONDS` ago and had waiters; else ``None``."""
+        with self._lock:
+            landed = self._recent.get(key)
+            if landed is None or time.monotonic() - landed[0] >= RECENT_SECONDS:
+                return None
+            return landed[1]
+
     def has_waiters(self, key: str) -> bool:
         """Whether a flight of ``key`` has callers waiting for it."""
         flight = self._flights.get(key)
@@ -136,10 +154,7 @@ class SingleFlight:
             return False
         if landed:
             # The leader's update stored the value: late joiners should read the cache.
-            self._recent[key] = time.monotonic()
-            self._recent.move_to_end(key)
-            while len(self._recent) > _MAX_RECENT:
-                self._recent.popitem(last=False)
+            self._remember(key, payload)
         if self._led.get(flight.owner) == key:
             del self._led[flight.owner]
         flight.payload = payload
@@ -147,6 +162,33 @@ class SingleFlight:
         for loop, future in flight.waiters:
             loop.call_soon_threadsafe(_resolve, future, payload)
         return flight.waiting > 0
+
+    def _remember(self, key: str, payload: bytes | None) -> None:
+        now = time.monotonic()
+        self._forget(key)
+        if payload is not None and len(payload) > _MAX_RECENT_BYTES:
+            payload = None  # alone over the budget: it would only push out the others
+        self._recent[key] = (now, payload)
+        self._recent_bytes += len(payload or b"")
+        # Oldest first: drop the keys that are too old or too many ...
+        while self._recent:
+            oldest, (when, _) = next(iter(self._recent.items()))
+            if now - when < RECENT_SECONDS and len(self._recent) <= _MAX_RECENT:
+                break
+            self._forget(oldest)
+        # ... and, over the byte budget, the oldest values (their keys still tell late
+        # callers to look the cache up again).
+        if self._recent_bytes > _MAX_RECENT_BYTES:
+            for old, (when, value) in list(self._recent.items()):
+                if self._recent_bytes <= _MAX_RECENT_BYTES:
+                    break
+                if value is not None:
+                    self._recent[old] = (when, None)
+                    self._recent_bytes -= len(value)
+
+    def _forget(self, key: str) -> None:
+        _, value = self._recent.pop(key, (0.0, None))
+        self._recent_bytes -= len(value or b"")
 
     async def wait_async(self, flight: _Flight) -> bytes | None:
         """Wait (bounded) on the running loop for ``flight``; its payload or ``None``."""

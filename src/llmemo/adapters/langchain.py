@@ -357,7 +357,8 @@ class LangChainCache(BaseCache):
                 flights.complete(key, None, landed=hit is not None)
                 return hit
             if flight is RECENT:  # stored just after our lookup missed: read it
-                return await self._core_lookup(prompt, llm_string)
+                hit = await self._core_lookup(prompt, llm_string)
+                return hit if hit is not None else self._recent_hit(flights, key)
             self._runtime.stats.add("singleflight_waits")
             payload = await flights.wait_async(flight)
             if payload is not None:
@@ -408,6 +409,18 @@ class LangChainCache(BaseCache):
                 self._runtime.stats.add("singleflight_shared")
                 return hit
         return None
+
+    def _recent_hit(self, flights: SingleFlight, key: str) -> CacheHit | None:
+        """After a flight of ``key`` just landed, the caller's second lookup found
+        nothing: the cache could not be read (a burst over the time budget, an open
+        circuit) or lost the entry again. The value the flight shared with its waiters
+        moments ago still answers the prompt: serve it rather than call the model again
+        (counted as a wait that was shared). ``None`` if the flight shared none."""
+        payload = flights.recent_value(key)
+        if payload is None:
+            return None
+        self._runtime.stats.add("singleflight_waits")
+        return self._shared_hit(payload)
 
     def _shared_hit(self, payload: bytes) -> CacheHit:
         entry = codec.decode(payload)
@@ -485,7 +498,8 @@ class LangChainCache(BaseCache):
                 self._flights.complete(key, None, landed=hit is not None)
                 return hit
             if flight is RECENT:
-                return self._sync_lookup(prompt, llm_string)
+                hit = self._sync_lookup(prompt, llm_string)
+                return hit if hit is not None else self._recent_hit(self._flights, key)
             self._runtime.stats.add("singleflight_waits")
             payload = self._flights.wait_sync(flight)
             if payload is not None:
