@@ -19,7 +19,7 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import NoScriptError, ResponseError
 
 from llmemo.config import validate_ttl
-from llmemo.errors import ConfigurationError, WrongTypeError
+from llmemo.errors import ConfigurationError, SchemaMismatchError, WrongTypeError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -127,8 +127,9 @@ def encode_vector(vector: Vector, dtype: np.dtype[Any], dimension: int | None) -
     """Return ``vector`` as a 1-D little-endian array of ``dtype``, checked.
 
     Raises:
-        ConfigurationError: not 1-D, wrong dimension, zero, or NaN/infinity (after the
-            conversion, so a value too large for FLOAT16 counts as infinity).
+        ConfigurationError: not 1-D, zero, or NaN/infinity (after the conversion, so a
+            value too large for FLOAT16 counts as infinity).
+        SchemaMismatchError: another dimension than ``dimension``.
     """
     import numpy as np
 
@@ -136,7 +137,10 @@ def encode_vector(vector: Vector, dtype: np.dtype[Any], dimension: int | None) -
     if array.ndim != 1 or array.size == 0:
         raise ConfigurationError("vector must be a non-empty 1-D sequence of numbers")
     if dimension is not None and array.size != dimension:
-        raise ConfigurationError(
+        # The store's dimension is its index's or vector set's (declared, or learned from
+        # the server or the first vector): a vector of another size, e.g. after a change
+        # of embedding model, does not fit what is stored there.
+        raise SchemaMismatchError(
             f"vector has dimension {array.size}; this store holds {dimension}-dimensional vectors"
         )
     # One dot product checks both "non-zero" and "finite" (NaN and inf make it fail).
