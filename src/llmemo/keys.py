@@ -14,6 +14,7 @@ import re
 from llmemo.errors import ConfigurationError
 
 __all__ = [
+    "ID_HEX_CHARS",
     "KEY_SCHEMA",
     "exact_key",
     "field_hash",
@@ -26,7 +27,9 @@ __all__ = [
 #: Version of the key layout; part of every key and of every hash input.
 KEY_SCHEMA = "v1"
 
-_ID_HEX_CHARS = 32
+#: Hex characters of a partition token or prompt id (128 bits, lowercase).
+ID_HEX_CHARS = 32
+_ID_HEX_CHARS = ID_HEX_CHARS
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 # Any "v<digits>" segment: today's schema and every later one (a key "a:v2:x:..." must
 # never be read as namespace "a:v2" under schema v1, nor the other way round).

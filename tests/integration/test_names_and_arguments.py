@@ -76,11 +76,33 @@ def test_a_foreign_llmcache_index_never_fails_the_default_cache(admin: redis.Red
     # their defaults: an index named "llmcache" over the key prefix "llmcache", with their
     # own fields, and entries "llmcache:<id>".
     admin.execute_command(
-        "FT.CREATE", "llmcache", "ON", "HASH", "PREFIX", 1, "llmcache", "SCHEMA",
-        "prompt", "TEXT", "response", "TEXT", "inserted_at", "NUMERIC",
-        "updated_at", "NUMERIC", "prompt_vector", "VECTOR", "FLAT", 6,
-        "TYPE", "FLOAT32", "DIM", 768, "DISTANCE_METRIC", "COSINE",
-    )  # fmt: skip
+        "FT.CREATE",
+        "llmcache",
+        "ON",
+        "HASH",
+        "PREFIX",
+        1,
+        "llmcache",
+        "SCHEMA",
+        "prompt",
+        "TEXT",
+        "response",
+        "TEXT",
+        "inserted_at",
+        "NUMERIC",
+        "updated_at",
+        "NUMERIC",
+        "prompt_vector",
+        "VECTOR",
+        "FLAT",
+        6,
+        "TYPE",
+        "FLOAT32",
+        "DIM",
+        768,
+        "DISTANCE_METRIC",
+        "COSINE",
+    )
     foreign_key = "llmcache:4f6e65666f7265696768"
     admin.hset(foreign_key, mapping={"prompt": "old", "response": "kept"})
     cache = RedisSemanticCache(ConceptEmbeddings(), _url(admin), vector_backend="redisearch")
@@ -117,21 +139,34 @@ def test_recreate_index_on_mismatch_is_a_parameter_of_the_cache(
     with pytest.raises(ConfigurationError, match="recreate_index_on_mismatch"):
         RedisSemanticCache(ConceptEmbeddings(), _url(admin), recreate_index_on_mismatch="yes")
     old = RedisSemanticCache(
-        ShortEmbeddings(), _url(admin), prefix=unique_prefix, name=unique_prefix,
-        vector_backend="redisearch", errors="raise",
-    )  # fmt: skip
+        ShortEmbeddings(),
+        _url(admin),
+        prefix=unique_prefix,
+        name=unique_prefix,
+        vector_backend="redisearch",
+        errors="raise",
+    )
     old.update(FRANCE, "llm", [Generation(text="old")])
     index = f"{unique_prefix}:v1:ix"
     strict = RedisSemanticCache(
-        ConceptEmbeddings(), _url(admin), prefix=unique_prefix, name=unique_prefix,
-        vector_backend="redisearch", errors="raise",
-    )  # fmt: skip
+        ConceptEmbeddings(),
+        _url(admin),
+        prefix=unique_prefix,
+        name=unique_prefix,
+        vector_backend="redisearch",
+        errors="raise",
+    )
     with pytest.raises(SchemaMismatchError, match="recreate_index_on_mismatch=True"):
         strict.update(BREAD, "llm", [Generation(text="x")])
     fixed = RedisSemanticCache(
-        ConceptEmbeddings(), _url(admin), prefix=unique_prefix, name=unique_prefix,
-        vector_backend="redisearch", errors="raise", recreate_index_on_mismatch=True,
-    )  # fmt: skip
+        ConceptEmbeddings(),
+        _url(admin),
+        prefix=unique_prefix,
+        name=unique_prefix,
+        vector_backend="redisearch",
+        errors="raise",
+        recreate_index_on_mismatch=True,
+    )
     try:
         fixed.update(BREAD, "llm", [Generation(text="bread")])
         assert fixed.lookup("How do I bake bread", "llm") == [Generation(text="bread")]
@@ -146,9 +181,13 @@ def test_a_changed_embedding_dimension_fails_open_and_is_counted(
 ) -> None:
     def make(embeddings: Any, errors: str = "open") -> RedisSemanticCache:
         return RedisSemanticCache(
-            embeddings, _url(admin), prefix=unique_prefix, name=unique_prefix,
-            vector_backend=backend, errors=errors,  # type: ignore[arg-type]
-        )  # fmt: skip
+            embeddings,
+            _url(admin),
+            prefix=unique_prefix,
+            name=unique_prefix,
+            vector_backend=backend,
+            errors=errors,  # type: ignore[arg-type]
+        )
 
     before = make(ConceptEmbeddings())
     try:
@@ -165,7 +204,7 @@ def test_a_changed_embedding_dimension_fails_open_and_is_counted(
         model = _llm(make(ShortEmbeddings()), "fresh", "fresh again")
         assert model.invoke(BREAD).content == "fresh"
         # With errors="raise" the mismatch is a backend error naming the dimension.
-        with pytest.raises(SchemaMismatchError, match="(?i)dim") as caught:
+        with pytest.raises(SchemaMismatchError, match=r"(?i)dim") as caught:
             make(ShortEmbeddings(), "raise").update(BREAD, "llm", [Generation(text="y")])
         assert isinstance(caught.value, BackendError)
     finally:
@@ -181,19 +220,40 @@ def test_writes_an_index_of_another_schema_cannot_index_are_dropped(
     # dimension: the hashes would still be written, but never found by a query.
     monkeypatch.setattr(search_module, "_INDEX_RECHECK_S", 0.0)
     cache = RedisSemanticCache(
-        ConceptEmbeddings(), _url(admin), prefix=unique_prefix, name=unique_prefix,
+        ConceptEmbeddings(),
+        _url(admin),
+        prefix=unique_prefix,
+        name=unique_prefix,
         vector_backend="redisearch",
-    )  # fmt: skip
+    )
     index = f"{unique_prefix}:v1:ix"
     try:
         cache.update(FRANCE, "llm", [Generation(text="Paris")])
         assert cache.stats.writes == 1
         _drop_indexes(admin, index)
         admin.execute_command(
-            "FT.CREATE", index, "ON", "HASH", "PREFIX", 1, f"{unique_prefix}:v1:s:",
-            "SCHEMA", "vec", "VECTOR", "HNSW", 6, "TYPE", "FLOAT32", "DIM", 16,
-            "DISTANCE_METRIC", "COSINE", "partition", "TAG", "CASESENSITIVE",
-        )  # fmt: skip
+            "FT.CREATE",
+            index,
+            "ON",
+            "HASH",
+            "PREFIX",
+            1,
+            f"{unique_prefix}:v1:s:",
+            "SCHEMA",
+            "vec",
+            "VECTOR",
+            "HNSW",
+            6,
+            "TYPE",
+            "FLOAT32",
+            "DIM",
+            16,
+            "DISTANCE_METRIC",
+            "COSINE",
+            "partition",
+            "TAG",
+            "CASESENSITIVE",
+        )
         cache.update(BREAD, "llm", [Generation(text="bread")])
         assert cache.stats.writes == 1  # not counted as a success
         assert cache.stats.writes_dropped == 1
@@ -242,8 +302,9 @@ def test_url_options_that_would_fail_every_call_are_refused(redis_url: str, quer
 
 
 def test_url_options_that_work_are_still_accepted(redis_url: str, unique_prefix: str) -> None:
-    cache = RedisCache(f"{redis_url}?health_check_interval=5&socket_keepalive=true",
-                       prefix=unique_prefix)  # fmt: skip
+    cache = RedisCache(
+        f"{redis_url}?health_check_interval=5&socket_keepalive=true", prefix=unique_prefix
+    )
     cache.update("p", "llm", [Generation(text="x")])
     assert cache.lookup("p", "llm") == [Generation(text="x")]
 
@@ -293,9 +354,13 @@ def test_mocked_and_duck_typed_embeddings_work(
         kind
     ]()
     cache = RedisSemanticCache(
-        embeddings, _url(admin), prefix=unique_prefix, name=unique_prefix,
-        vector_backend=backend, errors="raise",
-    )  # fmt: skip
+        embeddings,
+        _url(admin),
+        prefix=unique_prefix,
+        name=unique_prefix,
+        vector_backend=backend,
+        errors="raise",
+    )
     try:
         cache.update(FRANCE, "llm", [Generation(text="Paris")])
         assert cache.lookup(FRANCE_PARAPHRASE, "llm") == [Generation(text="Paris")]
@@ -341,11 +406,22 @@ def test_distinct_prefix_and_name_pairs_never_share_entries(
     # is now refused, and the pairs that remain map to distinct keys.
     with pytest.raises(ConfigurationError, match="name"):
         RedisSemanticCache(ConceptEmbeddings(), _url(admin), prefix=unique_prefix, name="a:x")
-    pairs = [(unique_prefix, "a"), (f"{unique_prefix}:a", "a"), (f"{unique_prefix}:a", "x"),
-             (f"{unique_prefix}:a:x", "llmcache"), (unique_prefix, unique_prefix)]  # fmt: skip
+    pairs = [
+        (unique_prefix, "a"),
+        (f"{unique_prefix}:a", "a"),
+        (f"{unique_prefix}:a", "x"),
+        (f"{unique_prefix}:a:x", "llmcache"),
+        (unique_prefix, unique_prefix),
+    ]
     caches = [
-        RedisSemanticCache(ConceptEmbeddings(), _url(admin), prefix=p, name=n,
-                           vector_backend=backend, errors="raise")  # fmt: skip
+        RedisSemanticCache(
+            ConceptEmbeddings(),
+            _url(admin),
+            prefix=p,
+            name=n,
+            vector_backend=backend,
+            errors="raise",
+        )
         for p, n in pairs
     ]
     try:
