@@ -301,6 +301,24 @@ def test_url_options_that_would_fail_every_call_are_refused(redis_url: str, quer
             RedisCache(redis_url, prefix="p", client_kwargs={option: True})
 
 
+@pytest.mark.parametrize("query", ["single_connection_client=true", "socket_timout=1"])
+@pytest.mark.parametrize("kind", ["search", "vectorset", "keys"])
+def test_store_urls_with_options_connections_refuse_fail_at_construction(
+    redis_url: str, query: str, kind: str
+) -> None:
+    from llmemo.stores.redis.keystore import RedisKeyStore
+    from llmemo.stores.redis.search import RedisSearchVectorStore
+    from llmemo.stores.redis.vectorset import RedisVectorSetStore
+
+    url = f"{redis_url}?{query}"
+    with pytest.raises(ConfigurationError, match=query.split("=")[0]):
+        if kind == "keys":
+            RedisKeyStore.from_url(url)
+        else:
+            store = RedisSearchVectorStore if kind == "search" else RedisVectorSetStore
+            store.from_url(url, "n")
+
+
 def test_url_options_that_work_are_still_accepted(redis_url: str, unique_prefix: str) -> None:
     cache = RedisCache(
         f"{redis_url}?health_check_interval=5&socket_keepalive=true", prefix=unique_prefix

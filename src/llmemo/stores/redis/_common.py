@@ -459,13 +459,52 @@ def client_from_url(url: str, *, cluster: bool, **client_kwargs: Any) -> Redis |
     store's ``from_url``; no I/O.
 
     Raises:
-        ConfigurationError: ``decode_responses=True`` was passed (stores move bytes).
+        ConfigurationError: ``decode_responses=True`` was passed (stores move bytes), or
+            the URL's query has a parameter Redis connections do not take (such as
+            ``single_connection_client``), which would fail every call; the message
+            names it.
     """
     if client_kwargs.get("decode_responses"):
         raise ConfigurationError("decode_responses must be False: stores move opaque bytes")
+    _check_url_query(url)
     if cluster:
         return RedisCluster.from_url(url, **client_kwargs)
     return Redis.from_url(url, **client_kwargs)
+
+
+# URL query parameters redis-py's pools consume themselves (not connection arguments).
+_POOL_QUERY_PARAMETERS: Final = frozenset({"db", "max_connections", "timeout"})
+
+
+def _check_url_query(url: str) -> None:
+    """Refuse query parameters of ``url`` that the asyncio connection of its scheme does
+    not accept (redis-py hands them to every connection, which then raises ``TypeError``
+    on each call)."""
+    import inspect
+    from urllib.parse import parse_qs, urlsplit
+
+    from redis.asyncio import connection as aio
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return  # redis-py reports a malformed URL itself
+    names = set(parse_qs(parts.query, keep_blank_values=True))
+    if not names:
+        return
+    kind = {"unix": aio.UnixDomainSocketConnection, "rediss": aio.SSLConnection}
+    connection_class = kind.get(parts.scheme, aio.Connection)
+    accepted: set[str] = set()
+    for klass in connection_class.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is not None:
+            accepted.update(inspect.signature(init).parameters)
+    unknown = sorted(names - accepted - _POOL_QUERY_PARAMETERS)
+    if unknown:
+        raise ConfigurationError(
+            f"url has query parameter(s) {', '.join(unknown)} that Redis connections do not "
+            "accept (single_connection_client is a client option: pass it to the client)"
+        )
 
 
 def node_name(client: object, key: str) -> str | None:
