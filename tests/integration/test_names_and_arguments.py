@@ -219,6 +219,7 @@ def test_writes_an_index_of_another_schema_cannot_index_are_dropped(
     # The server restarted, and someone recreated the cache's index with another
     # dimension: the hashes would still be written, but never found by a query.
     monkeypatch.setattr(search_module, "_INDEX_RECHECK_S", 0.0)
+    monkeypatch.setattr(search_module, "_REFUSED_INDEX_RECHECK_S", 0.0)
     cache = RedisSemanticCache(
         ConceptEmbeddings(),
         _url(admin),
@@ -258,6 +259,13 @@ def test_writes_an_index_of_another_schema_cannot_index_are_dropped(
         assert cache.stats.writes == 1  # not counted as a success
         assert cache.stats.writes_dropped == 1
         assert cache.lookup(BREAD, "llm") is None
+        # The index is gone (a restart without it): the next write makes it again, and
+        # the entries written before are found through it.
+        _drop_indexes(admin, index)
+        cache.update(BREAD, "llm", [Generation(text="bread")])
+        assert cache.stats.writes == 2
+        assert cache.lookup("How do I bake bread", "llm") == [Generation(text="bread")]
+        assert cache.lookup(FRANCE_PARAPHRASE, "llm") == [Generation(text="Paris")]
     finally:
         cache.clear()
         _drop_indexes(admin, index)
