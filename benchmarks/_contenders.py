@@ -284,7 +284,7 @@ def llmemo_redis(
 
                 client = aioredis.Redis.from_url(url)
                 try:
-                    await client.execute_command("FT.DROPINDEX", namespace)
+                    await client.execute_command("FT.DROPINDEX", llmemo_index(namespace))
                 finally:
                     await client.aclose()
             if writer is not cache:
@@ -589,6 +589,11 @@ def float32_blob(vector: Any) -> bytes:
 
 
 _NAME_OK = re.compile(r"[^A-Za-z0-9_.:-]")
+
+
+def llmemo_index(root: str) -> str:
+    """The RediSearch index of llmemo's cache or store with key root ``root``."""
+    return f"{root}:v1:ix"
 
 
 def namespace(tag: str) -> str:

@@ -70,7 +70,7 @@ async def measure(
             started = time.perf_counter()
             assert cache.load is not None
             await cache.load(0, size)
-            await wait_indexed(raw, namespace)
+            await wait_indexed(raw, C.llmemo_index(namespace))
             seconds = time.perf_counter() - started
             facts[dtype] = {
                 "bytes_per_entry": (used_memory(admin) - before) / size,
@@ -91,7 +91,7 @@ async def measure(
             commands = itertools.cycle(
                 [
                     C.knn_args(
-                        namespace,
+                        C.llmemo_index(namespace),
                         np.asarray(
                             corpus.embeddings.query_vector(t), dtype=_NUMPY_TYPES[dtype]
                         ).tobytes(),

@@ -199,7 +199,7 @@ async def semantic(
         knn = "(@partition:{$p})=>[KNN 1 @vec $blob AS dist]"
         raw_args = (
             "FT.SEARCH",
-            name,
+            f"{name}:v1:ix",  # the cache's index (see llmemo.stores.redis.search)
             knn,
             "PARAMS",
             4,
@@ -250,7 +250,7 @@ async def semantic(
     finally:
         await cache.aclear()
         if backend == "redisearch":
-            await raw.execute_command("FT.DROPINDEX", name)
+            await raw.execute_command("FT.DROPINDEX", f"{name}:v1:ix")
         await client.aclose()
         await raw.aclose()
 

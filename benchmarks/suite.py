@@ -771,7 +771,7 @@ class Suite:
                     started = time.perf_counter()
                     await c.load(loaded, size)
                     if "index" in c.extra or c.name in (HNSW, FLAT):
-                        index = c.extra.get("index") or c.extra["namespace"]
+                        index = c.extra.get("index") or C.llmemo_index(c.extra["namespace"])
                         await wait_indexed(raw, index)
                     seconds = time.perf_counter() - started
                     delta = used_memory(admin) - before
@@ -833,15 +833,23 @@ class Suite:
         p_vset = C.llmemo_partition(ns["vset"], any_query)
         ops = {
             F_HNSW: rotating(
-                lambda b: C.knn_args(ns["hnsw"], b, partition=p_hnsw, returned="payload")
+                lambda b: C.knn_args(
+                    C.llmemo_index(ns["hnsw"]), b, partition=p_hnsw, returned="payload"
+                )
             ),
             F_HNSW_EF: rotating(
                 lambda b: C.knn_args(
-                    ns["hnsw"], b, partition=p_hnsw, returned="payload", ef_runtime=EF_RUNTIME
+                    C.llmemo_index(ns["hnsw"]),
+                    b,
+                    partition=p_hnsw,
+                    returned="payload",
+                    ef_runtime=EF_RUNTIME,
                 )
             ),
             F_FLAT: rotating(
-                lambda b: C.knn_args(ns["flat"], b, partition=p_flat, returned="payload")
+                lambda b: C.knn_args(
+                    C.llmemo_index(ns["flat"]), b, partition=p_flat, returned="payload"
+                )
             ),
             F_VSIM: rotating(
                 lambda b: C.vsim_args(f"{ns['vset']}:v1:vs:{{{p_vset}}}", b, ef=EF_RUNTIME)

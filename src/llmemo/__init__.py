@@ -27,6 +27,7 @@ from llmemo.errors import (
     ConfigurationError,
     LlmemoError,
     MissingDependencyError,
+    SchemaMismatchError,
     SerializationError,
     WrongTypeError,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "MemoryKeyStore",
     "MemoryVectorStore",
     "MissingDependencyError",
+    "SchemaMismatchError",
     "SemanticCache",
     "SemanticConfig",
     "SerializationError",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from llmemo import keys
 from llmemo._argtypes import positive_int
-from llmemo.demo import redact_url
+from llmemo.demo import redact_secrets, redact_url
 from llmemo.errors import (
     BackendError,
     BackendUnavailableError,
@@ -52,13 +53,17 @@ _BATCH = 500
 _SEMANTIC_DEFAULT_PREFIX = "llmcache"  # RedisSemanticCache's default prefix
 _KINDS = ("all", "exact", "semantic")
 
-# Second segment after "<root>:v1:" → what the key holds (see the Redis stores).
-_SEGMENTS = {
-    b"x": "exact",  # ExactCache / RedisCache string
-    b"s": "search",  # RediSearch hash (vector + payload)
-    b"vs": "vset",  # Redis 8 vector set (one per partition)
-    b"vp": "vpayload",  # payload string of a vector-set entry
+# What follows "<root>:v1:" in each kind of key llmemo writes, exactly (see keys.py and
+# the Redis stores): partitions and ids are 32 lowercase hex characters. A key of any
+# other shape under the root (another program's, a half-written name) is never selected.
+_ID = rb"[0-9a-f]{%d}" % keys.ID_HEX_CHARS
+_SHAPES = {
+    "exact": rb"x:" + _ID + rb":" + _ID,  # ExactCache / RedisCache string
+    "search": rb"s:\{" + _ID + rb"\}:" + _ID,  # RediSearch hash (vector + payload)
+    "vset": rb"vs:\{" + _ID + rb"\}",  # Redis 8 vector set (one per partition)
+    "vpayload": rb"vp:\{" + _ID + rb"\}:" + _ID,  # payload string of a vector-set entry
 }
+_SHAPE_RE = re.compile(b"|".join(b"(?P<%s>%s)" % (k.encode(), v) for k, v in _SHAPES.items()))
 _SEMANTIC_KINDS = frozenset({"search", "vset", "vpayload"})
 
 
@@ -143,7 +148,7 @@ class _Target:
     Attributes:
         root: Key root: ``prefix`` (``RedisCache``, or ``RedisSemanticCache`` with
             ``name == prefix``) or ``prefix:name``. Keys are ``{root}:v1:...`` and the
-            RediSearch index, if any, is named ``root``.
+            RediSearch index, if any, is named ``{root}:v1:ix``.
         kind: ``"all"``, ``"exact"`` or ``"semantic"``.
     """
 
@@ -156,12 +161,16 @@ class _Target:
         return f"{self.root}:{keys.KEY_SCHEMA}:*"
 
     def classify(self, key: bytes) -> str | None:
-        """What ``key`` holds (``exact``, ``search``, ``vset``, ``vpayload``) if selected."""
-        head = len(self.root) + len(keys.KEY_SCHEMA) + 2
-        segment = key[head:].split(b":", 1)[0]
-        what = _SEGMENTS.get(segment)
-        if what is None:
+        """What ``key`` holds (``exact``, ``search``, ``vset``, ``vpayload``) if selected:
+        only a key of exactly the shape llmemo writes under ``root`` is."""
+        head = f"{self.root}:{keys.KEY_SCHEMA}:".encode()
+        if not key.startswith(head):
             return None
+        shape = _SHAPE_RE.fullmatch(key, len(head))
+        if shape is None:
+            return None
+        what = shape.lastgroup
+        assert what is not None
         if self.kind == "exact" and what != "exact":
             return None
         if self.kind == "semantic" and what not in _SEMANTIC_KINDS:
@@ -190,12 +199,10 @@ def _target_from_args(args: argparse.Namespace) -> _Target:
         )
     if prefix is None:
         prefix = _SEMANTIC_DEFAULT_PREFIX
-    keys.validate_namespace(prefix, parameter="--prefix")
-    if name is None or name == prefix:
-        root = prefix
-    else:
-        keys.validate_namespace(name, parameter="--name")
-        root = keys.validate_namespace(f"{prefix}:{name}", parameter="--prefix:--name")
+    try:
+        root = keys.semantic_root(prefix, prefix if name is None else name)
+    except ConfigurationError as exc:  # name the options, not the cache's parameters
+        raise ConfigurationError(f"--{exc}") from exc
     return _Target(root, args.kind)
 
 
@@ -219,14 +226,17 @@ def _connect(url: str, timeout: float, *, cluster: bool = False) -> redis.Redis:
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
     except ValueError as exc:
-        raise _UsageError(f"--redis-url {redact_url(url)!r} is not a Redis URL: {exc}") from exc
+        raise _UsageError(
+            f"--redis-url {redact_url(url)!r} is not a Redis URL: {redact_secrets(str(exc), url)}"
+        ) from exc
     try:
         with map_redis_errors("PING"):
             client.ping()
     except BackendUnavailableError as exc:
         client.close()
         raise BackendUnavailableError(
-            f"cannot reach Redis at {redact_url(url)}: {exc.__cause__ or exc}"
+            f"cannot reach Redis at {redact_url(url)}: "
+            f"{redact_secrets(str(exc.__cause__ or exc), url)}"
         ) from exc
     except BackendError:
         client.close()
@@ -246,10 +256,13 @@ def _connect_cluster(url: str, timeout: float) -> redis.Redis:
                 url, socket_connect_timeout=timeout, socket_timeout=timeout
             )
     except ValueError as exc:
-        raise _UsageError(f"--redis-url {redact_url(url)!r} is not a Redis URL: {exc}") from exc
+        raise _UsageError(
+            f"--redis-url {redact_url(url)!r} is not a Redis URL: {redact_secrets(str(exc), url)}"
+        ) from exc
     except BackendError as exc:
         raise type(exc)(
-            f"cannot reach Redis Cluster at {redact_url(url)}: {exc.__cause__ or exc}"
+            f"cannot reach Redis Cluster at {redact_url(url)}: "
+            f"{redact_secrets(str(exc.__cause__ or exc), url)}"
         ) from exc
     # Typed as the standalone client: the commands used here have the same signatures,
     # and the cluster-only paths check _is_cluster() first.
@@ -287,7 +300,7 @@ class _Scan:
         total: Selected keys.
     """
 
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_SEGMENTS.values(), 0))
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_SHAPES, 0))
     sample: list[bytes] = field(default_factory=list)
     total: int = 0
 
@@ -403,12 +416,13 @@ class _Indexes:
 
 
 def _find_indexes(client: redis.Redis, root: str) -> _Indexes:
-    """The cache's index: named ``root`` on a server; on a cluster, the indexes named
-    ``<root>:v1:ix:{tag}`` that each primary lists (``FT._LIST``) and owns the name's
-    slot of (``FT.INFO`` is sent to that primary)."""
+    """The cache's index: named ``<root>:v1:ix`` on a server (plus the index named
+    ``root`` that llmemo before 0.x made, only when it covers exactly this cache's
+    ``<root>:v1:s:`` keys, so a foreign ``llmcache`` index is never touched); on a
+    cluster, the indexes named ``<root>:v1:ix:{tag}`` that each primary lists
+    (``FT._LIST``) and owns the name's slot of (``FT.INFO`` is sent to that primary)."""
     if not _is_cluster(client):
-        docs = _index_docs(client, root)
-        return _Indexes(docs, [(client, root)] if isinstance(docs, int) else [], repr(root))
+        return _find_server_index(client, root)
     from llmemo.errors import CapabilityError
     from llmemo.stores.redis._errors import map_redis_errors
 
@@ -438,9 +452,30 @@ def _find_indexes(client: redis.Redis, root: str) -> _Indexes:
     return _Indexes(total if found else None, found, label)
 
 
-def _index_docs(client: redis.Redis, name: str) -> int | str | None:
+def _find_server_index(client: redis.Redis, root: str) -> _Indexes:
+    """:func:`_find_indexes` on a server (not a cluster)."""
+    name = f"{root}:{keys.KEY_SCHEMA}:ix"
+    docs = _index_docs(client, name)
+    if docs == "unavailable":
+        return _Indexes(docs, [], repr(name))
+    # The older layout's index covers the same keys: its documents are the same entries.
+    legacy = _index_docs(client, root, owned_prefix=f"{root}:{keys.KEY_SCHEMA}:s:")
+    found = [(client, index) for index, n in ((name, docs), (root, legacy)) if isinstance(n, int)]
+    if not isinstance(docs, int):
+        if isinstance(legacy, int):
+            return _Indexes(legacy, found, f"{root!r} (older llmemo)")
+        return _Indexes(docs, found, repr(name))
+    label = repr(name) if len(found) == 1 else f"{name!r} (and the older {root!r})"
+    return _Indexes(docs, found, label)
+
+
+def _index_docs(
+    client: redis.Redis, name: str, *, owned_prefix: str | None = None
+) -> int | str | None:
     """The ``num_docs`` of RediSearch index ``name``; ``None`` when there is no such
-    index; ``"unavailable"`` when the server has no RediSearch."""
+    index (or, with ``owned_prefix``, when the index covers any other key prefix than
+    exactly that one: not llmemo's); ``"unavailable"`` when the server has no
+    RediSearch."""
     from redis.exceptions import ResponseError
 
     from llmemo.errors import CapabilityError
@@ -464,10 +499,25 @@ def _index_docs(client: redis.Redis, name: str) -> int | str | None:
     else:
         items = list(reply)
         info = dict(zip(items[::2], items[1::2], strict=False))
-    for key, value in info.items():
-        if (key.decode() if isinstance(key, bytes) else str(key)) == "num_docs":
-            return int(value)
-    return 0
+    fields = {(k.decode() if isinstance(k, bytes) else str(k)): v for k, v in info.items()}
+    if owned_prefix is not None and _index_prefixes(fields) != [owned_prefix]:
+        return None
+    value = fields.get("num_docs")
+    return 0 if value is None else int(value)
+
+
+def _index_prefixes(info: dict[str, Any]) -> list[str]:
+    """The key prefixes of an index, from its ``FT.INFO`` (RESP2 list or RESP3 map)."""
+    definition = info.get("index_definition") or []
+    if isinstance(definition, dict):
+        pairs = list(definition.items())
+    else:
+        items = list(definition)
+        pairs = list(zip(items[::2], items[1::2], strict=False))
+    for key, value in pairs:
+        if (key.decode() if isinstance(key, bytes) else str(key)) == "prefixes":
+            return [p.decode() if isinstance(p, bytes) else str(p) for p in value or ()]
+    return []
 
 
 def _describe_target(target: _Target, url: str, *, cluster: bool = False) -> str:
@@ -779,13 +829,16 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    url = getattr(args, "redis_url", None)
     try:
         code: int = handler(args)
     except (_UsageError, ConfigurationError) as exc:
-        _error(exc)
+        # Whatever an error says (a driver's message may quote the URL), no secret of
+        # the URL is printed.
+        _error(redact_secrets(str(exc), url))
         return EXIT_USAGE
     except (LlmemoError, MissingDependencyError) as exc:
-        _error(exc)
+        _error(redact_secrets(str(exc), url))
         return EXIT_ERROR
     except KeyboardInterrupt:
         _error("interrupted")

@@ -52,6 +52,7 @@ __all__ = [
     "main",
     "make_chat_model",
     "options_from_args",
+    "redact_secrets",
     "redact_url",
     "run_demo",
     "simulated_answer",
@@ -335,8 +336,9 @@ class _RedisHousekeeping:
             with map_redis_errors("PING"):
                 await self.client.ping()
         except BackendUnavailableError as exc:
+            cause = redact_secrets(str(exc.__cause__ or exc), url)
             raise BackendUnavailableError(
-                f"cannot reach Redis at {redact_url(url)}: {exc.__cause__ or exc}"
+                f"cannot reach Redis at {redact_url(url)}: {cause}"
             ) from exc
 
     async def count_keys(self) -> int:
@@ -737,9 +739,68 @@ async def _connect(url: str, *, cluster: bool = False) -> Redis:
         raise ConfigurationError(f"--redis-url is not a valid Redis URL: {exc}") from exc
 
 
+# Query parameters whose values are secrets (redis-py reads ``password`` from the query).
+_SECRET_QUERY_RE = re.compile(r"pass|secret|token|credential", re.IGNORECASE)
+
+
 def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (for messages)."""
-    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
+    """``url`` with every secret replaced by ``***`` (for messages).
+
+    The user-info's password (everything after the first ``:`` up to the *last* ``@``
+    before the host, so a password holding ``@`` is hidden whole; the whole user-info
+    when it has no ``:``, since redis-py users put bare tokens there) and the values of
+    query parameters named like a secret (``password=``) are masked, for every scheme
+    (``redis://``, ``rediss://``, ``unix://``). The scheme, host, port, path and other
+    parameters stay, so the message still says which server.
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # unparseable: mask anything that may be a user-info or a query
+        return re.sub(r"//.*@", "//***@", url.split("?", 1)[0]) + ("?***" if "?" in url else "")
+    netloc = parts.netloc
+    user_info, at, host = netloc.rpartition("@")
+    if at:
+        user, colon, _ = user_info.partition(":")
+        netloc = f"{user}:***@{host}" if colon else f"***@{host}"
+    query = "&".join(
+        f"{name}=***" if _SECRET_QUERY_RE.search(name) else f"{name}{sep}{value}"
+        for name, sep, value in (item.partition("=") for item in parts.query.split("&") if item)
+    )
+    out = f"{parts.scheme}://{netloc}{parts.path}" if parts.scheme else netloc + parts.path
+    if query:
+        out += f"?{query}"
+    if parts.fragment:
+        out += "#***"
+    return out
+
+
+def redact_secrets(text: str, url: str | None) -> str:
+    """``text`` (e.g. an error message) with every secret of ``url`` replaced by ``***``:
+    the password of its user-info and secret query values, as written and decoded, and
+    the URL itself. Text without them comes back unchanged."""
+    if not url:
+        return text
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    text = text.replace(url, redact_url(url))
+    secrets: set[str] = set()
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return text
+    user_info, at, _ = parts.netloc.rpartition("@")
+    if at:
+        user, colon, password = user_info.partition(":")
+        secrets.add(password if colon else user)
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if _SECRET_QUERY_RE.search(name):
+            secrets.add(value)
+    for secret in sorted(secrets | {unquote(s) for s in secrets}, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
 
 
 # -- command line ------------------------------------------------------------------------

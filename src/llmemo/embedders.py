@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,8 @@ class LangChainEmbedder:
 
     Embeddings with a native async implementation are awaited (``aembed_query`` for one
     text, ``aembed_documents`` for several). Sync-only embeddings (those that inherit
-    LangChain's default ``aembed_*``) run in an anyio worker thread, never on the event
+    LangChain's default ``aembed_*``, duck-typed objects with only ``embed_query`` and
+    ``embed_documents``, mocks) run in an anyio worker thread, never on the event
     loop. One text is always embedded with the *query* method, on both the lookup and the
     write path, so the two sides of a comparison are embedded the same way.
 
@@ -44,12 +46,22 @@ class LangChainEmbedder:
 
     @staticmethod
     def _has_native_async(embeddings: Embeddings) -> bool:
+        """Whether the class of ``embeddings`` implements both async methods itself.
+
+        Duck-typed classes without them and mocks (``Mock(spec=Embeddings)``, whose
+        class has no ``aembed_*``) use their sync methods in a worker thread, as
+        LangChain's default ``aembed_*`` would.
+        """
         try:
             from langchain_core.embeddings import Embeddings
         except ImportError:  # pragma: no cover - langchain-core is a dependency
             return False
-        own = type(embeddings).aembed_query
-        return own is not Embeddings.aembed_query
+        kind = type(embeddings)
+        query = getattr(kind, "aembed_query", None)
+        documents = getattr(kind, "aembed_documents", None)
+        if not (inspect.iscoroutinefunction(query) and inspect.iscoroutinefunction(documents)):
+            return False
+        return query is not Embeddings.aembed_query
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """Return one vector per text, in order, without blocking the loop."""

@@ -15,6 +15,7 @@ __all__ = [
     "ConfigurationError",
     "LlmemoError",
     "MissingDependencyError",
+    "SchemaMismatchError",
     "SerializationError",
     "WrongTypeError",
 ]
@@ -56,4 +57,16 @@ class WrongTypeError(BackendError):
     """A key under the cache's namespace holds another Redis type than the store writes.
 
     Bad stored data, not an outage: caches count it as an undecodable entry (a miss).
+    """
+
+
+class SchemaMismatchError(BackendError, ConfigurationError):
+    """The index or vector set on the server does not fit this cache's vectors.
+
+    Raised at call time when the stored RediSearch index has another schema (dimension,
+    type, algorithm, ...) or a vector set another dimension or quantization than the
+    vectors at hand, e.g. after a change of embedding model, or when someone else created
+    an index of that name. A backend fault like any other: under ``errors="open"`` a
+    lookup is a miss and a write is dropped, both counted (``errors_backend``). Also a
+    :class:`ConfigurationError`, which is what an explicit ``setup()`` reports.
     """

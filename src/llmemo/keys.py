@@ -14,19 +14,26 @@ import re
 from llmemo.errors import ConfigurationError
 
 __all__ = [
+    "ID_HEX_CHARS",
     "KEY_SCHEMA",
     "exact_key",
     "field_hash",
     "partition_id",
     "prompt_id",
+    "semantic_root",
     "validate_namespace",
 ]
 
 #: Version of the key layout; part of every key and of every hash input.
 KEY_SCHEMA = "v1"
 
-_ID_HEX_CHARS = 32
+#: Hex characters of a partition token or prompt id (128 bits, lowercase).
+ID_HEX_CHARS = 32
+_ID_HEX_CHARS = ID_HEX_CHARS
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
+# Any "v<digits>" segment: today's schema and every later one (a key "a:v2:x:..." must
+# never be read as namespace "a:v2" under schema v1, nor the other way round).
+_SCHEMA_SEGMENT_RE = re.compile(r"v[0-9]+")
 
 
 def _encode(field: str | bytes) -> bytes:
@@ -57,8 +64,9 @@ def validate_namespace(namespace: object, *, parameter: str = "namespace") -> st
     """Check that a namespace/prefix is 1-64 characters of ``[A-Za-z0-9_.:-]``.
 
     The restriction keeps namespaces free of Redis glob characters and hash-tag braces,
-    and a ``:``-separated segment may not be the key schema (``v1``), so one cache's
-    ``clear()`` can never match the keys of another namespace (``a`` vs ``a:v1:x``).
+    and no ``:``-separated segment may look like a key schema (``v1``, ``v2``, ...), so one
+    cache's ``clear()`` can never match the keys of another namespace (``a`` vs
+    ``a:v1:x``), and a name is refused here rather than by every later call.
 
     Raises:
         ConfigurationError: naming ``parameter`` when the value is not acceptable.
@@ -68,12 +76,36 @@ def validate_namespace(namespace: object, *, parameter: str = "namespace") -> st
             f"{parameter} must be 1-64 characters of letters, digits, '_', '.', ':' or '-'; "
             f"got {namespace!r}"
         )
-    if KEY_SCHEMA in namespace.split(":"):
+    if any(_SCHEMA_SEGMENT_RE.fullmatch(segment) for segment in namespace.split(":")):
         raise ConfigurationError(
-            f"{parameter} may not contain {KEY_SCHEMA!r} as a ':'-separated segment "
+            f"{parameter} may not contain a ':'-separated segment like {KEY_SCHEMA!r} "
             f"(reserved for llmemo's key layout); got {namespace!r}"
         )
     return namespace
+
+
+def semantic_root(prefix: object, name: object) -> str:
+    """Return the key root of a semantic cache named ``name`` under ``prefix``.
+
+    ``prefix`` when ``name == prefix`` (langchain-redis' default, both ``"llmcache"``),
+    else ``{prefix}:{name}``. ``name`` may not contain ``:``, so the root is injective:
+    ``("t", "a:x")`` and ``("t:a", "x")`` can never share keys (the last segment is the
+    name, the rest the prefix), and a root of one segment is always a ``name == prefix``
+    cache.
+
+    Raises:
+        ConfigurationError: naming ``prefix`` or ``name``.
+    """
+    validate_namespace(prefix, parameter="prefix")
+    validate_namespace(name, parameter="name")
+    assert isinstance(prefix, str) and isinstance(name, str)
+    if ":" in name:
+        raise ConfigurationError(
+            "name may not contain ':' (a name with ':' would share keys with another "
+            f"prefix, e.g. ('t', 'a:x') and ('t:a', 'x')); got {name!r}"
+        )
+    root = prefix if name == prefix else f"{prefix}:{name}"
+    return validate_namespace(root, parameter="prefix:name")
 
 
 def partition_id(namespace: str, llm_string: str, context: str = "") -> str:

@@ -300,7 +300,7 @@ def semantic_cache(
         for key in client.scan_iter(match=f"{unique_prefix}*", count=1000):
             client.unlink(key)
         if backend == "redisearch":
-            client.execute_command("FT.DROPINDEX", unique_prefix)
+            client.execute_command("FT.DROPINDEX", f"{unique_prefix}:v1:ix")
 
 
 def semantic_keys(cache: RedisSemanticCache, prompt: str) -> tuple[str, str]:

@@ -117,7 +117,7 @@ def test_stats_of_an_exact_cache(filled: Filled) -> None:
     assert "entries:     3" in out
     assert "exact:                 3" in out
     assert "MEMORY USAGE summed over 3 keys" in out
-    assert f"no RediSearch index {filled.prefix!r}" in out
+    assert f"no RediSearch index {filled.prefix + ':v1:ix'!r}" in out
     assert "counters:    none published" in out  # publish_stats is off by default
 
 
@@ -148,7 +148,7 @@ def test_stats_of_a_semantic_cache(filled: Filled) -> None:
     assert f"cache {root!r}" in out
     assert "entries:     2" in out
     assert "semantic (RediSearch): 2" in out
-    assert f"RediSearch {root!r}, 2 documents" in out
+    assert f"RediSearch {root + ':v1:ix'!r}, 2 documents" in out
 
 
 @pytest.mark.vectorset
@@ -189,7 +189,7 @@ def test_stats_samples_memory_and_reports_progress(
     try:
         with client.pipeline(transaction=False) as pipe:
             for i in range(2500):
-                pipe.set(f"{unique_prefix}:v1:x:p:{i:05d}", b"v" * 64)
+                pipe.set(f"{unique_prefix}:v1:x:{'0' * 32}:{i:032x}", b"v" * 64)
             pipe.execute()
         monkeypatch.setattr(cli, "PROGRESS_AFTER_S", 0.0)
         monkeypatch.setattr(cli, "PROGRESS_EVERY_S", 0.0)
@@ -247,7 +247,7 @@ def test_clear_removes_only_the_named_semantic_cache(filled: Filled) -> None:
     assert filled.keys(f"{root}:*") == set()
     assert filled.keys(f"{filled.prefix}:v1:*") == exact_before
     assert filled.keys(f"{filled.other}:*") == other_before
-    assert filled.index_exists(root)  # kept, empty, as after cache.clear()
+    assert filled.index_exists(f"{root}:v1:ix")  # kept, empty, as after cache.clear()
 
 
 @pytest.mark.redisearch
@@ -275,8 +275,8 @@ def test_clear_drop_index(filled: Filled) -> None:
         *("--yes", "--drop-index"),
     )
     assert code == 0
-    assert f"dropped RediSearch index {root!r}" in out
-    assert not filled.index_exists(root)
+    assert f"dropped RediSearch index {root + ':v1:ix'!r}" in out
+    assert not filled.index_exists(f"{root}:v1:ix")
 
 
 @pytest.mark.redisearch

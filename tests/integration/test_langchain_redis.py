@@ -63,7 +63,7 @@ def semantic_factory(redis_url: str, unique_prefix: str) -> Iterator[Any]:
     for cache in made:
         cache.clear()
         root = cache.prefix if cache.name == cache.prefix else f"{cache.prefix}:{cache.name}"
-        drop_index(redis_url, root)
+        drop_index(redis_url, f"{root}:v1:ix")
     assert keys_under(redis_url, f"{unique_prefix}*") == []
 
 
@@ -177,7 +177,7 @@ def test_float16_vectors_on_redisearch(
     assert model.invoke(BREAD).content == "Knead"
     client = redis.Redis.from_url(redis_url)
     try:
-        info = client.execute_command("FT.INFO", unique_prefix)
+        info = client.execute_command("FT.INFO", f"{unique_prefix}:v1:ix")
     finally:
         client.close()
     assert b"FLOAT16" in repr(info).encode()

@@ -53,7 +53,7 @@ class TestRedisSemanticCacheRediSearchSync(SyncCacheTestSuite):
         )
         yield cache
         cache.clear()
-        _drop_index(redis_url, unique_prefix)
+        _drop_index(redis_url, f"{unique_prefix}:v1:ix")
 
 
 @pytest.mark.redisearch
@@ -69,7 +69,7 @@ class TestRedisSemanticCacheRediSearchAsync(AsyncCacheTestSuite):
         )
         yield cache
         await cache.aclear()
-        _drop_index(redis_url, unique_prefix)
+        _drop_index(redis_url, f"{unique_prefix}:v1:ix")
 
 
 @pytest.mark.vectorset

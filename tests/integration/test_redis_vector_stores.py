@@ -316,13 +316,13 @@ async def test_index_is_created_lazily_on_first_add(
     make_search: SearchFactory, admin: Redis, unique_prefix: str
 ) -> None:
     store = make_search()
-    assert await index_info(admin, unique_prefix) is None
+    assert await index_info(admin, f"{unique_prefix}:v1:ix") is None
     # A search before any add neither fails nor creates the index.
     assert await store.search(P1, vectors(1)[0], k=3) == []
-    assert await index_info(admin, unique_prefix) is None
+    assert await index_info(admin, f"{unique_prefix}:v1:ix") is None
 
     await store.add(P1, "e1", vectors(1)[0], b"payload")
-    info = await index_info(admin, unique_prefix)
+    info = await index_info(admin, f"{unique_prefix}:v1:ix")
     assert info is not None
     definition = {k.decode(): v for k, v in info["index_definition"].items()}
     assert definition["prefixes"] == [f"{unique_prefix}:v1:s:".encode()]
@@ -356,7 +356,7 @@ async def test_setup_creates_the_index_up_front(
         await make_search().setup()
     store = make_search(algorithm="FLAT", dtype="FLOAT16")
     await store.setup(dimension=8)
-    info = await index_info(admin, unique_prefix)
+    info = await index_info(admin, f"{unique_prefix}:v1:ix")
     assert info is not None
     vec = attributes(info)["vec"]
     assert (vec["algorithm"], vec["data_type"], int(vec["dim"])) == (b"FLAT", b"FLOAT16", 8)
@@ -427,7 +427,7 @@ async def test_a_refused_index_is_not_checked_on_every_call(
     monkeypatch.setattr(search_module, "_REFUSED_INDEX_RECHECK_S", 0.0)
     assert await index_checks(3) == 6
     # An index fixed behind the store's back is then picked up.
-    await admin.execute_command("FT.DROPINDEX", other.name)
+    await admin.execute_command("FT.DROPINDEX", other.index_name)
     await other.add(P1, "e2", data[1], b"v2")
     assert [m.entry_id for m in await other.search(P1, data[1])] == ["e2"]
     # setup() and drop_index() check at once, whatever the interval.
@@ -441,7 +441,7 @@ async def test_a_refused_index_is_not_checked_on_every_call(
     hnsw = make_search()
     with pytest.raises(ConfigurationError, match="another schema"):
         await hnsw.search(P1, data[3])
-    await admin.execute_command("FT.DROPINDEX", hnsw.name)
+    await admin.execute_command("FT.DROPINDEX", hnsw.index_name)
     await hnsw.setup(dimension=DIM)
     await hnsw.add(P1, "e4", data[3], b"v4")
     assert [m.entry_id for m in await hnsw.search(P1, data[3])] == ["e4"]
@@ -459,7 +459,7 @@ async def test_recreate_on_mismatch_drops_only_the_index(
 
     flat = make_search(algorithm="FLAT", recreate_index_on_mismatch=True)
     await flat.setup(dimension=DIM)
-    info = await index_info(admin, unique_prefix)
+    info = await index_info(admin, f"{unique_prefix}:v1:ix")
     assert info is not None
     assert attributes(info)["vec"]["algorithm"] == b"FLAT"
     # The documents survived the drop and are indexed again (in the background).
@@ -582,7 +582,7 @@ async def test_search_skips_expired_documents_not_yet_reclaimed(
         await asyncio.sleep(0.2)
         raw = await client.execute_command(
             "FT.SEARCH",
-            unique_prefix,
+            store.index_name,
             "(@partition:{$p})=>[KNN 1 @vec $blob AS dist]",
             "PARAMS", 4, "p", P1, "blob", query.tobytes(),
             "RETURN", 2, "payload", "dist", "SORTBY", "dist", "LIMIT", 0, 1, "DIALECT", 2,
@@ -625,7 +625,7 @@ async def test_search_clear_leaves_foreign_keys(
             assert await admin.get(key) == value
         assert await neighbour.get(P1, "n") == b"n"
         # The index is still there and the store works after a clear.
-        assert await index_info(admin, unique_prefix) is not None
+        assert await index_info(admin, f"{unique_prefix}:v1:ix") is not None
         assert await store.search(P1, data[1], k=5) == []
         await store.add(P1, "again", data[1], b"again")
         assert [m.entry_id for m in await store.search(P1, data[1])] == ["again"]
@@ -705,7 +705,7 @@ async def test_concurrent_first_adds_create_one_index(
     store = make_search()
     data = vectors(16)
     await asyncio.gather(*(store.add(P1, f"e{i}", vector, b"v") for i, vector in enumerate(data)))
-    assert await index_info(admin, unique_prefix) is not None
+    assert await index_info(admin, f"{unique_prefix}:v1:ix") is not None
     assert len(await store.search(P1, data[0], k=16)) == 16
 
 

@@ -165,7 +165,7 @@ async def test_semantic_clear_leaves_thousands_of_foreign_keys(
         await sibling.aclear()
         unlink_all(client, foreign)
         if backend == "redisearch":
-            for index in (p, f"{p}:a"):
+            for index in (f"{p}:v1:ix", f"{p}:a:v1:ix"):
                 client.execute_command("FT.DROPINDEX", index)
 
 
@@ -224,7 +224,7 @@ async def test_semantic_keys_are_hashes(
     finally:
         await cache.aclear()
         if backend == "redisearch":
-            client.execute_command("FT.DROPINDEX", unique_prefix)
+            client.execute_command("FT.DROPINDEX", f"{unique_prefix}:v1:ix")
 
 
 # ---------------------------------------------------------------------------------------
@@ -503,7 +503,7 @@ def semantic_cache(request: pytest.FixtureRequest, unique_prefix: str) -> Iterat
     cache.clear()
     if request.param == "redisearch":
         with redis.Redis.from_url(url) as admin:
-            admin.execute_command("FT.DROPINDEX", unique_prefix)
+            admin.execute_command("FT.DROPINDEX", f"{unique_prefix}:v1:ix")
 
 
 @pytest.mark.parametrize("face", ["sync", "async"])

@@ -104,7 +104,7 @@ def cache(request: pytest.FixtureRequest, unique_prefix: str) -> Iterator[LangCh
         with redis.Redis.from_url(request.getfixturevalue("redis_url")) as client:
             # No index if every write was dropped (a burst can exceed the 100 ms budget).
             with contextlib.suppress(redis.ResponseError):
-                client.execute_command("FT.DROPINDEX", unique_prefix)
+                client.execute_command("FT.DROPINDEX", f"{unique_prefix}:v1:ix")
 
 
 async def test_a_thousand_concurrent_ainvokes_make_one_model_call(cache: LangChainCache) -> None:

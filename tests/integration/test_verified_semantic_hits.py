@@ -71,7 +71,7 @@ def cache(
 
         with redis.Redis.from_url(request.getfixturevalue("redis_url")) as client:
             with contextlib.suppress(redis.ResponseError):
-                client.execute_command("FT.DROPINDEX", unique_prefix)
+                client.execute_command("FT.DROPINDEX", f"{unique_prefix}:v1:ix")
 
 
 @pytest.mark.parametrize("cached, paraphrases, different", CASES)

@@ -11,7 +11,8 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.outputs import Generation
 
 from llmemo import ExactCache, LangChainEmbedder, SemanticCache, codec, keys
-from llmemo.errors import ConfigurationError
+from llmemo.errors import ConfigurationError, SchemaMismatchError
+from llmemo.policy import FailurePolicy
 from llmemo.stores.memory import MemoryKeyStore, MemoryVectorStore
 from llmemo.verify import Candidate, Verdict
 
@@ -377,7 +378,7 @@ async def test_concurrent_misses_of_one_text_embed_once() -> None:
     assert embeddings.calls == [FRANCE]
 
 
-async def test_a_vector_of_another_dimension_is_a_miss_at_lookup_and_an_error_at_write() -> None:
+async def test_a_vector_of_another_dimension_is_a_backend_fault_under_the_policy() -> None:
     class Shorter(AsyncConceptEmbeddings):
         async def aembed_query(self, text: str) -> list[float]:
             return (await super().aembed_query(text))[:8]
@@ -387,9 +388,14 @@ async def test_a_vector_of_another_dimension_is_a_miss_at_lookup_and_an_error_at
     await writer.aupdate(FRANCE, LLM, "Paris")
     reader = SemanticCache(store, LangChainEmbedder(Shorter()))
     assert await reader.alookup(FRANCE_PARAPHRASE, LLM) is None
-    assert reader.stats.embedder_errors == 1
-    with pytest.raises(ConfigurationError, match="dimension"):
-        await reader.aupdate(BREAD, LLM, "Knead")
+    assert await reader.aupdate(BREAD, LLM, "Knead") is False  # dropped, not raised
+    assert reader.stats.errors_backend == 2
+    assert reader.stats.writes_dropped == 1
+    strict = SemanticCache(
+        store, LangChainEmbedder(Shorter()), policy=FailurePolicy(errors="raise")
+    )
+    with pytest.raises(SchemaMismatchError, match="dimension"):
+        await strict.aupdate(BREAD, LLM, "Knead")
 
 
 class FixedEmbedder:

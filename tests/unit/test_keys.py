@@ -61,3 +61,25 @@ def test_namespace_validation_names_the_parameter(bad: object) -> None:
 def test_namespace_validation_accepts_ordinary_names() -> None:
     for name in ("llm-cache_v2.prod", "myapp:cache", "v1x", "redis"):
         assert keys.validate_namespace(name) == name
+
+
+def test_semantic_roots_of_distinct_prefix_and_name_pairs_are_distinct() -> None:
+    import itertools
+
+    parts = ["t", "a", "x", "t:a", "a:x", "t:a:x", "llmcache"]
+    roots: dict[str, tuple[str, str]] = {}
+    for prefix, name in itertools.product(parts, repeat=2):
+        try:
+            root = keys.semantic_root(prefix, name)
+        except ConfigurationError:
+            assert ":" in name
+            continue
+        assert roots.setdefault(root, (prefix, name)) == (prefix, name)
+    assert keys.semantic_root("t:a", "x") == "t:a:x"
+    assert keys.semantic_root("llmcache", "llmcache") == "llmcache"
+
+
+@pytest.mark.parametrize("namespace", ["a:v2", "v7", "x:v10:y"])
+def test_every_schema_like_segment_is_reserved(namespace: str) -> None:
+    with pytest.raises(ConfigurationError, match="prefix"):
+        keys.validate_namespace(namespace, parameter="prefix")

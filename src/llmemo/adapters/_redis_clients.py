@@ -177,6 +177,46 @@ def loop_pool_class() -> type[Any]:
     return LoopConnectionPool
 
 
+_SINGLE_CONNECTION_REFUSED = (
+    "{where} cannot set single_connection_client: llmemo's clients keep a pool of "
+    "connections (one per event loop, max_connections in client_kwargs)"
+)
+
+
+def _check_url_options(url: str, connection_class: type) -> None:
+    """Refuse, at construction, the query parameters of a URL that would make every
+    call fail later: ``decode_responses`` (llmemo reads bytes; redis-py lets the URL's
+    value, even ``false`` as a string, override llmemo's), ``single_connection_client``
+    (a client option, not a connection's), and any name the connections do not take.
+
+    Raises:
+        ConfigurationError: naming the parameter.
+    """
+    from urllib.parse import parse_qs, urlsplit
+
+    import redis.asyncio.connection as aio_connection
+
+    options = set(parse_qs(urlsplit(url).query, keep_blank_values=True))
+    if "decode_responses" in options:
+        raise ConfigurationError(
+            "redis_url may not set decode_responses: llmemo's clients always read bytes "
+            "(stored entries are opaque bytes)"
+        )
+    if "single_connection_client" in options:
+        raise ConfigurationError(_SINGLE_CONNECTION_REFUSED.format(where="redis_url"))
+    accepted = _accepted_parameters(connection_class) & _accepted_parameters(
+        _counterpart(connection_class, aio_connection)
+    )
+    # Pool-level options redis-py's URL parser knows (max_connections, timeout) are
+    # consumed by the pool, not the connections.
+    unknown = sorted(options - accepted - {"max_connections", "timeout", "db"})
+    if unknown:
+        raise ConfigurationError(
+            f"redis_url has query parameter(s) {', '.join(unknown)} that Redis "
+            "connections do not accept"
+        )
+
+
 @dataclass(frozen=True)
 class RedisClientFactory:
     """Makes llmemo's own Redis clients from a URL or from a given client's settings.
@@ -227,8 +267,11 @@ class RedisClientFactory:
             cluster: ``redis_url`` names a node of a Redis Cluster.
 
         Raises:
-            ConfigurationError: no usable URL or client, ``decode_responses=True``, an
-                unknown connection class, or a ``unix://`` URL with ``cluster``.
+            ConfigurationError: no usable URL or client, ``decode_responses=True`` (in
+                ``client_kwargs`` or the URL's query), ``single_connection_client`` or
+                another query parameter the connections would not accept (each would
+                fail every call), an unknown connection class, or a ``unix://`` URL with
+                ``cluster``. The message names the parameter.
             TypeError: ``redis_client`` is not a redis-py client.
         """
         import redis
@@ -237,6 +280,8 @@ class RedisClientFactory:
         extra = dict(client_kwargs or {})
         if extra.pop("decode_responses", False):
             raise ConfigurationError("decode_responses must be False: llmemo stores opaque bytes")
+        if "single_connection_client" in extra:
+            raise ConfigurationError(_SINGLE_CONNECTION_REFUSED.format(where="client_kwargs"))
         if "retry" in extra:
             raise ConfigurationError(
                 "client_kwargs cannot set retry: llmemo's sync and asyncio clients each retry "
@@ -254,9 +299,10 @@ class RedisClientFactory:
             if not isinstance(redis_url, str) or not redis_url:
                 raise ConfigurationError(f"redis_url must be a non-empty URL; got {redis_url!r}")
             try:  # parse now: a malformed URL fails here, not at the first lookup
-                redis.ConnectionPool.from_url(redis_url)
+                parsed = redis.ConnectionPool.from_url(redis_url)
             except ValueError as exc:
                 raise ConfigurationError(f"redis_url is not a valid Redis URL: {exc}") from exc
+            _check_url_options(redis_url, parsed.connection_class)
             if cluster and not redis_url.startswith(("redis://", "rediss://")):
                 raise ConfigurationError(
                     "a Redis Cluster is reached over TCP: redis_url must be redis:// or "

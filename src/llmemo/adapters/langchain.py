@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import inspect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -105,9 +106,19 @@ def to_embedder(embeddings: Embeddings | Embedder) -> Embedder:
     """Return an llmemo :class:`~llmemo.stores.base.Embedder` for LangChain embeddings.
 
     An object that already is an llmemo ``Embedder`` (has ``async embed(texts)`` and no
-    ``embed_query``) is returned as it is.
+    ``embed_query``) is returned as it is; LangChain ``Embeddings``, duck-typed objects
+    with ``embed_query``/``embed_documents`` and mocks of ``Embeddings`` are wrapped.
+
+    Raises:
+        TypeError: ``embeddings`` is neither (e.g. its ``embed`` is not a coroutine
+            function), at construction rather than on the first call.
     """
     if not hasattr(embeddings, "embed_query") and isinstance(embeddings, Embedder):
+        if not inspect.iscoroutinefunction(getattr(embeddings, "embed", None)):
+            raise TypeError(
+                "embeddings: an llmemo Embedder's embed must be a coroutine function "
+                f"(async def embed(texts)); got {type(embeddings).__qualname__}"
+            )
         return embeddings
     return LangChainEmbedder(embeddings)  # type: ignore[arg-type]
 

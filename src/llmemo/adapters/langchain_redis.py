@@ -262,7 +262,9 @@ class RedisSemanticCache(_RedisLangChainCache):
     payload and TTL in one round trip.
 
     Keys live under ``{prefix}:{name}`` (or ``{prefix}`` when ``name == prefix``, the
-    default), which is also the RediSearch index name; ``clear()`` removes only those keys.
+    default): ``{root}:v1:...``, and the RediSearch index is ``{root}:v1:ix``, never
+    the bare ``llmcache`` that langchain-redis and redisvl use; ``clear()`` removes only
+    this cache's keys.
     """
 
     def __init__(
@@ -288,6 +290,7 @@ class RedisSemanticCache(_RedisLangChainCache):
         publish_stats: bool = False,
         client_kwargs: dict[str, Any] | None = None,
         cluster: bool = False,
+        recreate_index_on_mismatch: bool = False,
     ) -> None:
         """Create the cache; connects (and probes or creates the index) on first use.
 
@@ -334,16 +337,23 @@ class RedisSemanticCache(_RedisLangChainCache):
                 entries share a hash slot; a RediSearch index is kept on every primary
                 and each query goes to the primary owning the partition. Implied by a
                 ``RedisCluster`` ``redis_client``.
+            recreate_index_on_mismatch: When this cache's RediSearch index exists with
+                another schema (e.g. another embedding dimension), drop it and create
+                this cache's instead (documents are kept; those that do not fit are left
+                out of the new index). Off by default: the mismatch is then a backend
+                fault (:class:`~llmemo.errors.SchemaMismatchError`): with
+                ``errors="open"`` lookups miss and writes are dropped, counted and
+                logged, never raised.
 
         Raises:
-            ConfigurationError: a parameter is invalid (the message names it).
+            ConfigurationError: a parameter is invalid (the message names it), including
+                a ``name`` with ``:`` or a ``:``-segment like ``v1`` in ``name`` or
+                ``prefix``.
             TypeError: ``embeddings`` or ``redis_client`` is of the wrong kind.
         """
-        validate_namespace(prefix, parameter="prefix")
-        validate_namespace(name, parameter="name")
-        root = prefix if name == prefix else f"{prefix}:{name}"
+        root = keys.semantic_root(prefix, name)
         config = SemanticConfig(
-            namespace=validate_namespace(root, parameter="prefix:name"),
+            namespace=root,
             ttl=ttl,
             distance_threshold=distance_threshold,
         )
@@ -366,8 +376,12 @@ class RedisSemanticCache(_RedisLangChainCache):
         self.ttl = config.ttl
         self.distance_threshold = config.distance_threshold
         validate_optional_positive_int(ef_runtime, parameter="ef_runtime")
+        if not isinstance(recreate_index_on_mismatch, bool):
+            raise ConfigurationError(
+                f"recreate_index_on_mismatch must be a bool; got {recreate_index_on_mismatch!r}"
+            )
         chooser = self._backend_choice = _BackendChoice(
-            vector_backend, root, algorithm, dtype, ef_runtime
+            vector_backend, root, algorithm, dtype, ef_runtime, recreate_index_on_mismatch
         )
 
         def make_core() -> CoreCache:
@@ -402,13 +416,20 @@ class _BackendChoice:
     """Builds vector stores for one cache; resolves ``"auto"`` once, by probing."""
 
     def __init__(
-        self, backend: str, root: str, algorithm: str, dtype: str, ef_runtime: int | None
+        self,
+        backend: str,
+        root: str,
+        algorithm: str,
+        dtype: str,
+        ef_runtime: int | None,
+        recreate: bool = False,
     ) -> None:
         self.backend = backend
         self.root = root
         self.algorithm = algorithm
         self.dtype = dtype
         self.ef_runtime = ef_runtime
+        self.recreate = recreate
 
     def build(self, client: AsyncRedis | AsyncRedisCluster, backend: str) -> VectorStore:
         if backend == "redisearch":
@@ -416,7 +437,12 @@ class _BackendChoice:
 
             ef = self.ef_runtime if self.algorithm == "HNSW" else None
             return RedisSearchVectorStore(
-                client, self.root, algorithm=self.algorithm, dtype=self.dtype, ef_runtime=ef
+                client,
+                self.root,
+                algorithm=self.algorithm,
+                dtype=self.dtype,
+                ef_runtime=ef,
+                recreate_index_on_mismatch=self.recreate,
             )
         from llmemo.stores.redis.vectorset import RedisVectorSetStore
 

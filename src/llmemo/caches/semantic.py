@@ -23,7 +23,12 @@ from llmemo.config import (
     validate_distance_threshold,
     validate_optional_positive_int,
 )
-from llmemo.errors import ConfigurationError, SerializationError, WrongTypeError
+from llmemo.errors import (
+    ConfigurationError,
+    SchemaMismatchError,
+    SerializationError,
+    WrongTypeError,
+)
 from llmemo.options import current_options
 from llmemo.policy import FailurePolicy
 from llmemo.stores.base import Embedder, ProbingVectorStore, VectorMatch, VectorStore
@@ -325,6 +330,8 @@ class SemanticCache:
     ) -> list[VectorMatch]:
         try:
             return await self.store.search(partition, vector, k=k, max_distance=threshold)
+        except SchemaMismatchError:
+            raise  # the stored index does not fit: a backend fault, for the failure policy
         except (WrongTypeError, ConfigurationError) as exc:
             self._count_unusable(exc)
             return []
@@ -332,9 +339,10 @@ class SemanticCache:
     def _count_unusable(self, error: WrongTypeError | ConfigurationError) -> None:
         """Count a lookup's vector query that failed on bad data, not an outage (the
         lookup is then a miss): another Redis type under the partition's key
-        (``decode_errors``), or an embedder's vector that does not fit the store, e.g.
-        another dimension after a change of embedding model (``embedder_errors``; writes
-        still raise, naming the problem, and store nothing)."""
+        (``decode_errors``), or an embedder's vector the store refuses (zero, NaN:
+        ``embedder_errors``). A stored index or vector set of another dimension than the
+        embedder's (:class:`~llmemo.errors.SchemaMismatchError`) is a backend fault,
+        handled by the failure policy like any other."""
         bad = "decode_errors" if isinstance(error, WrongTypeError) else "embedder_errors"
         self.runtime.stats.add(bad)
 
@@ -351,6 +359,8 @@ class SemanticCache:
             payload, matches = await probing(
                 partition, entry_id, vector, k=k, max_distance=threshold
             )
+        except SchemaMismatchError:
+            raise  # a backend fault, for the failure policy (see _search)
         except (WrongTypeError, ConfigurationError) as exc:
             self._count_unusable(exc)
             return None, []

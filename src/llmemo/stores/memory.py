@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from llmemo.config import validate_optional_positive_int, validate_ttl
-from llmemo.errors import ConfigurationError
+from llmemo.errors import ConfigurationError, SchemaMismatchError
 from llmemo.stores.base import Vector, VectorMatch
 
 if TYPE_CHECKING:
@@ -276,7 +276,9 @@ class MemoryVectorStore:
         if array.ndim != 1 or array.size == 0:
             raise ConfigurationError(f"{parameter} must be a non-empty 1-D vector")
         if self._dimension is not None and array.size != self._dimension:
-            raise ConfigurationError(
+            # What the store holds does not fit (the embedding model changed): a backend
+            # fault the caches fail open on, as for the Redis stores.
+            raise SchemaMismatchError(
                 f"{parameter} has dimension {array.size}; this store holds "
                 f"{self._dimension}-dimensional vectors"
             )

@@ -19,7 +19,7 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import NoScriptError, ResponseError
 
 from llmemo.config import validate_ttl
-from llmemo.errors import ConfigurationError, WrongTypeError
+from llmemo.errors import ConfigurationError, SchemaMismatchError, WrongTypeError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -127,8 +127,9 @@ def encode_vector(vector: Vector, dtype: np.dtype[Any], dimension: int | None) -
     """Return ``vector`` as a 1-D little-endian array of ``dtype``, checked.
 
     Raises:
-        ConfigurationError: not 1-D, wrong dimension, zero, or NaN/infinity (after the
-            conversion, so a value too large for FLOAT16 counts as infinity).
+        ConfigurationError: not 1-D, zero, or NaN/infinity (after the conversion, so a
+            value too large for FLOAT16 counts as infinity).
+        SchemaMismatchError: another dimension than ``dimension``.
     """
     import numpy as np
 
@@ -136,7 +137,10 @@ def encode_vector(vector: Vector, dtype: np.dtype[Any], dimension: int | None) -
     if array.ndim != 1 or array.size == 0:
         raise ConfigurationError("vector must be a non-empty 1-D sequence of numbers")
     if dimension is not None and array.size != dimension:
-        raise ConfigurationError(
+        # The store's dimension is its index's or vector set's (declared, or learned from
+        # the server or the first vector): a vector of another size, e.g. after a change
+        # of embedding model, does not fit what is stored there.
+        raise SchemaMismatchError(
             f"vector has dimension {array.size}; this store holds {dimension}-dimensional vectors"
         )
     # One dot product checks both "non-zero" and "finite" (NaN and inf make it fail).
@@ -455,13 +459,52 @@ def client_from_url(url: str, *, cluster: bool, **client_kwargs: Any) -> Redis |
     store's ``from_url``; no I/O.
 
     Raises:
-        ConfigurationError: ``decode_responses=True`` was passed (stores move bytes).
+        ConfigurationError: ``decode_responses=True`` was passed (stores move bytes), or
+            the URL's query has a parameter Redis connections do not take (such as
+            ``single_connection_client``), which would fail every call; the message
+            names it.
     """
     if client_kwargs.get("decode_responses"):
         raise ConfigurationError("decode_responses must be False: stores move opaque bytes")
+    _check_url_query(url)
     if cluster:
         return RedisCluster.from_url(url, **client_kwargs)
     return Redis.from_url(url, **client_kwargs)
+
+
+# URL query parameters redis-py's pools consume themselves (not connection arguments).
+_POOL_QUERY_PARAMETERS: Final = frozenset({"db", "max_connections", "timeout"})
+
+
+def _check_url_query(url: str) -> None:
+    """Refuse query parameters of ``url`` that the asyncio connection of its scheme does
+    not accept (redis-py hands them to every connection, which then raises ``TypeError``
+    on each call)."""
+    import inspect
+    from urllib.parse import parse_qs, urlsplit
+
+    from redis.asyncio import connection as aio
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return  # redis-py reports a malformed URL itself
+    names = set(parse_qs(parts.query, keep_blank_values=True))
+    if not names:
+        return
+    kind = {"unix": aio.UnixDomainSocketConnection, "rediss": aio.SSLConnection}
+    connection_class = kind.get(parts.scheme, aio.Connection)
+    accepted: set[str] = set()
+    for klass in connection_class.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is not None:
+            accepted.update(inspect.signature(init).parameters)
+    unknown = sorted(names - accepted - _POOL_QUERY_PARAMETERS)
+    if unknown:
+        raise ConfigurationError(
+            f"url has query parameter(s) {', '.join(unknown)} that Redis connections do not "
+            "accept (single_connection_client is a client option: pass it to the client)"
+        )
 
 
 def node_name(client: object, key: str) -> str | None:

@@ -1,14 +1,17 @@
 """A :class:`~llmemo.stores.base.VectorStore` on the Redis query engine (RediSearch ``FT.*``).
 
-Layout (``name`` is the store's name, also its index name):
+Layout (``name`` is the store's name, the root of its keys and of its index name):
 
 * one HASH per entry at ``<name>:v1:s:{<partition>}:<entry_id>`` with three fields:
   ``vec`` (the vector as a little-endian float blob), ``partition`` (the partition token)
   and ``payload`` (the opaque bytes). The partition sits inside ``{}`` so a cluster keeps a
   partition's entries in one hash slot.
-* one index ``FT.CREATE <name> ON HASH PREFIX 1 <name>:v1:s:`` whose schema is only the
-  vector field (COSINE, HNSW or FLAT) and the partition as a case-sensitive TAG. Payloads
-  are not indexed; no text fields.
+* one index ``FT.CREATE <name>:v1:ix ON HASH PREFIX 1 <name>:v1:s:`` whose schema is only
+  the vector field (COSINE, HNSW or FLAT) and the partition as a case-sensitive TAG.
+  Payloads are not indexed; no text fields. The index name carries llmemo's reserved
+  ``v1`` segment (no store name may contain one), so it never equals the index of another
+  tool using the same name (langchain-redis and redisvl call theirs ``llmcache``, over the
+  key prefix ``llmcache``), nor of another llmemo store.
 
 A search is one ``FT.SEARCH`` with the partition as a TAG pre-filter inside the KNN query
 (``(@partition:{$p})=>[KNN k @vec $blob AS dist]``, DIALECT 2), returning only the payload
@@ -46,7 +49,13 @@ from llmemo.config import (
     validate_choice,
     validate_optional_positive_int,
 )
-from llmemo.errors import BackendError, CapabilityError, ConfigurationError, WrongTypeError
+from llmemo.errors import (
+    BackendError,
+    CapabilityError,
+    ConfigurationError,
+    SchemaMismatchError,
+    WrongTypeError,
+)
 from llmemo.stores.base import Vector, VectorMatch
 from llmemo.stores.redis._common import (
     LuaScript,
@@ -107,6 +116,10 @@ _MAX_SEARCH_ATTEMPTS: Final = 4
 # misconfigured cache would otherwise send one with every lookup (fail open turns the
 # error into a miss, so lookups keep coming).
 _REFUSED_INDEX_RECHECK_S: Final = 5.0
+# An index found fit is checked again (one FT.INFO before a write) after this long
+# (seconds): after a restart, or when someone else recreated it with another schema, the
+# store's writes would still succeed as HSETs but never be indexed, i.e. never be found.
+_INDEX_RECHECK_S: Final = 5.0
 
 # Cluster search. KEYS: a key in the partition's slot (never written; it routes the script
 # and makes a moved slot answer MOVED). ARGV: index, query, partition, blob, LIMIT count.
@@ -147,11 +160,11 @@ def _is_stale_index(exc: ResponseError) -> bool:
     return _is_missing_index(exc) or "non local key" in str(exc).lower()
 
 
-def _search_error(exc: BaseException, operation: str) -> BackendError | ConfigurationError:
+def _search_error(exc: BaseException, operation: str) -> BackendError:
     message = str(exc).lower()
     if isinstance(exc, ResponseError):
         if "unknown command" in message and "ft." in message:
-            error: BackendError | ConfigurationError = CapabilityError(
+            error: BackendError = CapabilityError(
                 f"Redis {operation} is not supported by this server: the query engine "
                 "(RediSearch, FT.* commands) is not loaded. Use Redis 8 with the query "
                 "engine, Redis Stack, or load the search module. Server said: "
@@ -159,7 +172,12 @@ def _search_error(exc: BaseException, operation: str) -> BackendError | Configur
             )
             return error
         if "blob size" in message or "dimension" in message:
-            return ConfigurationError(f"Redis {operation} rejected the vector: {exc}")
+            # The index on the server has another dimension or type than this store's
+            # vectors (changed behind its back): a backend fault, not a caller error.
+            return SchemaMismatchError(
+                f"Redis {operation} rejected the vector: the index has another dimension "
+                f"or type than this store's vectors: {exc}"
+            )
     return translate(exc, operation)
 
 
@@ -282,8 +300,12 @@ class RedisSearchVectorStore:
     :class:`~llmemo.errors.BackendTimeoutError` or :class:`~llmemo.errors.BackendError`
     ``from`` the redis-py exception; a server without the query engine raises
     :class:`~llmemo.errors.CapabilityError`; an index whose schema differs from this
-    store's raises :class:`~llmemo.errors.ConfigurationError` (unless
-    ``recreate_index_on_mismatch``).
+    store's (found by any call, including :meth:`setup`) raises
+    :class:`~llmemo.errors.SchemaMismatchError` (a ``BackendError``, so caches fail open
+    on it; also a ``ConfigurationError``), unless ``recreate_index_on_mismatch``. An index
+    found fit is checked again (``FT.INFO``) before the first write after 5 seconds, so
+    an index recreated with another schema (e.g. after a restart) is noticed and the
+    writes it could not index raise instead of passing for stored.
 
     Cluster: with a ``redis.asyncio.cluster.RedisCluster`` the store keeps one index per
     primary and searches with a script routed by the partition's slot (see the module
@@ -306,14 +328,15 @@ class RedisSearchVectorStore:
     Args:
         client: A ready ``redis.asyncio.Redis`` (or ``RedisCluster``) with
             ``decode_responses=False``. The store does not close a client it was given.
-        name: Index name and key-prefix root (1-128 characters of ``[A-Za-z0-9_.:-]``).
+        name: Key-prefix root (1-128 characters of ``[A-Za-z0-9_.:-]``, no ``:``-segment
+            like ``v1``); the index is ``<name>:v1:ix`` (see :attr:`index_name`).
         algorithm: ``"HNSW"`` (approximate, default) or ``"FLAT"`` (exact, brute force).
         dimension: Vector dimension, or ``None`` to learn it from the first vector.
         dtype: Stored float type: ``"FLOAT32"`` (default), ``"FLOAT16"`` or ``"FLOAT64"``.
         m: HNSW links per node (``M``), or ``None`` for the server default.
         ef_construction: HNSW build-time candidate list size, or ``None``.
         ef_runtime: HNSW query-time candidate list size, sent with each query, or ``None``.
-        recreate_index_on_mismatch: When an index named ``name`` exists with another
+        recreate_index_on_mismatch: When this store's index exists with another
             schema, drop it and create this store's instead of raising (on the first
             add, setup or search). The documents are kept and re-indexed in the
             background; those whose vectors do not fit the new schema (another dimension
@@ -334,6 +357,7 @@ class RedisSearchVectorStore:
         "_dtype_name",
         "_ef_construction",
         "_ef_runtime",
+        "_index_name",
         "_index_root",
         "_indexes",
         "_key_root",
@@ -343,6 +367,7 @@ class RedisSearchVectorStore:
         "_owns_client",
         "_pair",
         "_ready",
+        "_recheck_at",
         "_recreate",
         "_refused",
         "_search_args",
@@ -393,6 +418,7 @@ class RedisSearchVectorStore:
         # Cluster: one index per primary, "<name>:v1:ix:{<tag>}"; primary name -> index
         # name, for the indexes checked (or created) by this store.
         self._index_root = f"{self._name}:v1:ix:"
+        self._index_name = f"{self._name}:v1:ix"
         self._indexes: dict[str, str] = {}
         # One index check per primary at a time: a burst of first writes to a primary
         # waits for one FT._LIST/FT.INFO/FT.CREATE instead of each sending its own.
@@ -400,6 +426,7 @@ class RedisSearchVectorStore:
         # Index name -> (the mismatch error's message, monotonic time to check again).
         self._refused: dict[str, tuple[str, float]] = {}
         self._ready = False
+        self._recheck_at = 0.0  # monotonic time of the next check of a fit index
         self._search_args: dict[int, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
         self._owns_client = False
         self._closed = False
@@ -432,8 +459,14 @@ class RedisSearchVectorStore:
 
     @property
     def name(self) -> str:
-        """The index name (also the key-prefix root)."""
+        """The store's name: the root of its keys and of its index name."""
         return self._name
+
+    @property
+    def index_name(self) -> str:
+        """The RediSearch index of this store on a standalone server: ``<name>:v1:ix``
+        (on a cluster, one ``<name>:v1:ix:{<tag>}`` per primary)."""
+        return self._index_name
 
     @property
     def dimension(self) -> int | None:
@@ -550,15 +583,15 @@ class RedisSearchVectorStore:
             node: The primary holding it (cluster), or ``None``.
 
         Raises:
-            ConfigurationError: The index exists with another schema and
+            SchemaMismatchError: The index exists with another schema and
                 ``recreate_index_on_mismatch`` is off.
         """
-        index = self._name if index is None else index
+        index = self._index_name if index is None else index
         refused = self._refused.get(index)
         if refused is not None:
             message, recheck_at = refused
             if time.monotonic() < recheck_at:
-                raise ConfigurationError(message)
+                raise SchemaMismatchError(message)
             del self._refused[index]
         # Two rounds at most: a concurrent creator may win the FT.CREATE race, then the
         # index it made is checked like any existing one.
@@ -597,7 +630,7 @@ class RedisSearchVectorStore:
                     if self._refuses_for_any_vector(existing):
                         recheck_at = time.monotonic() + _REFUSED_INDEX_RECHECK_S
                         self._refused[index] = (message, recheck_at)
-                    raise ConfigurationError(message)
+                    raise SchemaMismatchError(message)
                 await self._drop(index, node, delete_documents=False)
                 if not await self._create(index, node, dim):
                     continue
@@ -626,8 +659,9 @@ class RedisSearchVectorStore:
             dimension: The vector dimension, if the store was built without one.
 
         Raises:
-            ConfigurationError: No dimension is known, it contradicts the store's, or the
-                existing index has another schema (see ``recreate_index_on_mismatch``).
+            ConfigurationError: No dimension is known, or it contradicts the store's.
+            SchemaMismatchError: The existing index has another schema (see
+                ``recreate_index_on_mismatch``); also a ``ConfigurationError``.
             CapabilityError: The server has no query engine.
         """
         dimension = validate_optional_positive_int(dimension, parameter="dimension")
@@ -639,6 +673,7 @@ class RedisSearchVectorStore:
         self._refused.clear()
         if self._cluster is None:
             self._ready = await self._prepare(dimension, create=True)
+            self._recheck_at = time.monotonic() + _INDEX_RECHECK_S
             return
         self._indexes.clear()
         for node in await self._primaries():
@@ -653,7 +688,7 @@ class RedisSearchVectorStore:
         self._ready = False
         self._refused.clear()
         if self._cluster is None:
-            return await self._drop(self._name, None, delete_documents=delete_documents)
+            return await self._drop(self._index_name, None, delete_documents=delete_documents)
         self._indexes.clear()
         dropped = False
         for node in await self._primaries():
@@ -779,7 +814,9 @@ class RedisSearchVectorStore:
                 replaces a previous TTL).
 
         Raises:
-            ConfigurationError: Bad token, TTL or vector, or an index schema mismatch.
+            ConfigurationError: Bad token, TTL or vector.
+            SchemaMismatchError: The index (or the dimension learned from it) does not fit
+                the vector; the entry is not written.
             CapabilityError: The server has no query engine.
             BackendError: The server failed (subclasses for unreachable / timed out).
         """
@@ -789,7 +826,13 @@ class RedisSearchVectorStore:
             raise TypeError(f"payload must be bytes, got {type(payload).__name__}")
         ttl_ms = ttl_to_ms(ttl)
         array = encode_vector(vector, self._dtype, self._dimension)
+        if self._ready and time.monotonic() >= self._recheck_at:
+            self._ready = False  # due for a check that the index still fits
         if self._cluster is not None:
+            if not self._ready:  # due: check each primary's index again on its next add
+                self._indexes.clear()
+                self._ready = True
+                self._recheck_at = time.monotonic() + _INDEX_RECHECK_S
             # The index of the primary owning the partition (the write itself is routed
             # by its key; if the slot has just moved, the next add or search there
             # makes that primary's index).
@@ -799,6 +842,7 @@ class RedisSearchVectorStore:
                 encode_vector(array, self._dtype, self._dimension)
         elif not self._ready:
             self._ready = await self._prepare(array.size, create=True)
+            self._recheck_at = time.monotonic() + _INDEX_RECHECK_S
             if array.size != self._dimension:
                 # The index was there first and has another dimension.
                 encode_vector(array, self._dtype, self._dimension)
@@ -889,7 +933,12 @@ class RedisSearchVectorStore:
             self._ready = True
             encode_vector(array, self._dtype, self._dimension)
         try:
-            return await self._knn(self._name, None, partition, array.tobytes(), k, max_distance)
+            return await self._knn(
+                self._index_name, None, partition, array.tobytes(), k, max_distance
+            )
+        except SchemaMismatchError:
+            self._ready = False  # the index changed behind our back: check it again
+            raise
         except _MissingIndex:
             # Dropped behind our back: the next add creates it again.
             self._ready = False
@@ -919,7 +968,7 @@ class RedisSearchVectorStore:
             return await probe_in_turn(self, partition, entry_id, vector, k, max_distance)
         array, k, max_distance = self._query_inputs(partition, vector, k, max_distance)
         blob = array.tobytes()
-        query = self._search_query(self._name, partition, blob, k)
+        query = self._search_query(self._index_name, partition, blob, k)
         try:
             probe, reply = await self._pair(
                 ("HGET", self._key(partition, entry_id), _PAYLOAD), query
@@ -931,8 +980,11 @@ class RedisSearchVectorStore:
             return probed, []
         try:
             matches = await self._knn(
-                self._name, None, partition, blob, k, max_distance, first_reply=reply
+                self._index_name, None, partition, blob, k, max_distance, first_reply=reply
             )
+        except SchemaMismatchError:
+            self._ready = False  # the index changed behind our back: check it again
+            raise
         except _MissingIndex:
             self._ready = False  # dropped behind our back: the next add creates it
             return probed, []

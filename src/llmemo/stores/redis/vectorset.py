@@ -28,7 +28,13 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, ResponseError
 
 from llmemo.config import validate_optional_positive_int
-from llmemo.errors import BackendError, CapabilityError, ConfigurationError, WrongTypeError
+from llmemo.errors import (
+    BackendError,
+    CapabilityError,
+    ConfigurationError,
+    SchemaMismatchError,
+    WrongTypeError,
+)
 from llmemo.stores.base import Vector, VectorMatch
 from llmemo.stores.redis._common import (
     LuaScript,
@@ -139,21 +145,23 @@ end
 )
 
 
-def _vset_error(exc: BaseException, operation: str) -> BackendError | ConfigurationError:
+def _vset_error(exc: BaseException, operation: str) -> BackendError:
     if isinstance(exc, ResponseError):
         message = str(exc).lower()
         if "unknown command" in message or "unknown redis command" in message:
-            error: BackendError | ConfigurationError = CapabilityError(
+            error: BackendError = CapabilityError(
                 f"Redis {operation} needs vector sets (VADD/VSIM, Redis 8 or later), which "
                 f"this server does not have. Server said: {exc}"
             )
             return error
+        # A vector set on the server that does not fit this store's vectors (another
+        # embedding model wrote it): a backend fault the caches fail open on.
         if "dimension mismatch" in message:
-            return ConfigurationError(
+            return SchemaMismatchError(
                 f"the vector's dimension differs from the stored vector set's: {exc}"
             )
         if "quantization mismatch" in message:
-            return ConfigurationError(
+            return SchemaMismatchError(
                 f"quantization differs from the one the stored vector set was created with: {exc}"
             )
     return translate(exc, operation)
@@ -183,8 +191,9 @@ class RedisVectorSetStore:
 
     Errors: as :class:`~llmemo.stores.redis.search.RedisSearchVectorStore`; a server
     without vector sets raises :class:`~llmemo.errors.CapabilityError`; a vector whose
-    dimension differs from the store's (or from an existing set's) raises
-    :class:`~llmemo.errors.ConfigurationError`.
+    dimension differs from the store's (or from an existing set's), or a set of another
+    quantization, raises :class:`~llmemo.errors.SchemaMismatchError` (a backend fault the
+    caches fail open on; also a ``ConfigurationError``).
 
     Cluster: both scripts touch keys of one partition only, all in the set key's hash slot
     (``{<partition>}``). The search script builds the payload keys of its candidates
@@ -332,8 +341,9 @@ class RedisVectorSetStore:
                 replaces a previous TTL).
 
         Raises:
-            ConfigurationError: Bad token, TTL or vector; a vector set of this partition
-                exists with another dimension or quantization.
+            ConfigurationError: Bad token, TTL or vector.
+            SchemaMismatchError: A vector set of this partition exists with another
+                dimension or quantization, or the vector is not of the store's dimension.
             CapabilityError: The server has no vector sets.
             BackendError: The server failed (subclasses for unreachable / timed out).
         """
