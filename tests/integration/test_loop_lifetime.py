@@ -119,6 +119,33 @@ def test_per_loop_objects_are_closed_once_and_forgotten_on_close() -> None:
     assert closed == made
 
 
+def test_a_loop_whose_close_cannot_be_wrapped_is_closed_by_shutdown_asyncgens(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without the close hook (a loop class without instance attributes), llmemo's async
+    generator on the loop closes the objects when ``asyncio.run`` finalizes generators,
+    and the loop is forgotten afterwards."""
+    import llmemo.adapters._sync as sync_module
+
+    monkeypatch.setattr(sync_module, "_hook_close", lambda loop: False)
+    closed: list[object] = []
+
+    async def close(obj: object) -> None:
+        closed.append(obj)
+
+    per_loop: PerLoop[object] = PerLoop(object, close)
+    loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+
+    async def get() -> object:
+        loops.append(weakref.ref(asyncio.get_running_loop()))
+        return per_loop.get()
+
+    made = [asyncio.run(get()) for _ in range(3)]
+    gc.collect()
+    assert closed == made
+    assert [ref for ref in loops if ref() is not None] == []
+
+
 @pytest.mark.vectorset
 def test_sync_calls_from_many_threads_release_their_connections(
     redis_url: str, unique_prefix: str

@@ -70,6 +70,10 @@ class _LoopState:
             yield
         finally:
             await self.close_all()
+            with _states_lock:  # closed: forget the loop (the generator refers to it)
+                loop = asyncio.get_running_loop()
+                if _states.get(loop) is self:
+                    del _states[loop]
 
     async def close_all(self) -> None:
         while self.objects:
