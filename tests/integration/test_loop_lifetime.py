@@ -177,3 +177,32 @@ def test_sync_calls_from_many_threads_release_their_connections(
     assert errors == []
     assert connected(redis_url, name) <= 2
     cache.clear()
+
+
+@pytest.mark.vectorset
+def test_sync_calls_inside_many_running_loops_share_one_background_client(
+    redis_url: str, unique_prefix: str
+) -> None:
+    """A sync call made inside a running loop runs on llmemo's one background loop: new
+    loops add no connection."""
+    name = client_name()
+    cache = RedisSemanticCache(
+        ConceptEmbeddings(),
+        redis_url,
+        prefix=unique_prefix,
+        name=unique_prefix,
+        vector_backend="vectorset",
+        client_kwargs={"client_name": name},
+    )
+
+    async def sync_inside_a_loop(i: int) -> None:
+        cache.lookup(f"question {i}", "llm")  # a sync model.invoke in async code does this
+
+    for i in range(LOOPS):
+        loop = asyncio.new_event_loop()
+        loop.run_until_complete(sync_inside_a_loop(i))
+        loop.close()
+    del loop
+    gc.collect()
+    assert connected(redis_url, name) <= 2
+    cache.clear()
