@@ -119,6 +119,29 @@ def test_per_loop_objects_are_closed_once_and_forgotten_on_close() -> None:
     assert closed == made
 
 
+def test_an_object_made_by_a_closer_while_the_loop_closes_is_closed_too() -> None:
+    closed: list[object] = []
+
+    async def close(obj: object) -> None:
+        closed.append(obj)
+
+    late: PerLoop[object] = PerLoop(object, close)
+
+    async def close_and_touch_late(obj: object) -> None:
+        closed.append(obj)
+        late.get()  # e.g. a closer that publishes counters through another client
+
+    early: PerLoop[object] = PerLoop(object, close_and_touch_late)
+    loop = asyncio.new_event_loop()
+
+    async def make() -> object:
+        return early.get()
+
+    first = loop.run_until_complete(make())
+    loop.close()
+    assert len(closed) == 2 and closed[0] is first
+
+
 def test_a_loop_whose_close_cannot_be_wrapped_is_closed_by_shutdown_asyncgens(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

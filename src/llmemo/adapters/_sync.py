@@ -27,8 +27,11 @@ __all__ = ["PerLoop", "loop_running_here", "run_now", "run_sync"]
 T = TypeVar("T")
 
 
-#: Seconds llmemo's closers of one loop may take when the loop is closed by hand.
-_CLOSE_TIMEOUT = 10.0
+#: Seconds llmemo's closers of one loop may take when the loop is closed by hand (each
+#: redis-py disconnect is bounded by its own connect timeout well within this).
+_CLOSE_TIMEOUT = 5.0
+#: Rounds of closing when closers make new per-loop objects on the closing loop.
+_CLOSE_ROUNDS = 3
 
 
 class _LoopState:
@@ -104,6 +107,8 @@ def _state_for(loop: asyncio.AbstractEventLoop) -> _LoopState:
 
 def _hook_close(loop: asyncio.AbstractEventLoop) -> bool:
     """Make ``loop.close()`` run llmemo's closers first; whether that was possible."""
+    if getattr(loop.close, "_llmemo_hook", False):
+        return True  # hooked before (the loop was forgotten while still open)
     original = loop.close
     alive = weakref.ref(loop)
 
@@ -112,9 +117,13 @@ def _hook_close(loop: asyncio.AbstractEventLoop) -> bool:
         # references to it are cleared by then, and nothing may run on it: just close.
         target = alive()
         if target is not None and not target.is_running() and not target.is_closed():
-            _close_objects(target)
+            for _ in range(_CLOSE_ROUNDS):  # a closer may have made a new object there
+                if target not in _states:
+                    break
+                _close_objects(target)
         original()
 
+    close._llmemo_hook = True  # type: ignore[attr-defined]
     try:
         loop.close = close  # type: ignore[method-assign]
     except (AttributeError, TypeError):  # pragma: no cover - a loop without a __dict__
