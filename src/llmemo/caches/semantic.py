@@ -131,7 +131,7 @@ def _signature_weight(text: Any, memo: tuple[dict[str, Any] | None]) -> int:
             if dumps is not None
             else len(json.dumps(signature, separators=(",", ":")))
         )
-    except (TypeError, ValueError):  # not JSON data: count it as large as its text
+    except (TypeError, ValueError, RecursionError):  # not JSON data: count it as its text
         size = sys.getsizeof(text)
     return sys.getsizeof(text) + size
 
