@@ -14,6 +14,7 @@ from llmemo.errors import ConfigurationError
 from llmemo.keys import validate_namespace
 
 __all__ = [
+    "DEFAULT_EMBEDDING_MEMO_BYTES",
     "MAX_DISTANCE",
     "CacheConfig",
     "SemanticConfig",
@@ -133,6 +134,11 @@ class CacheConfig:
         object.__setattr__(self, "ttl", validate_ttl(self.ttl))
 
 
+#: Default ``embedding_memo_bytes`` of a semantic cache: 32 MiB (1,024 vectors of 3,072
+#: float64 dimensions with their texts fit in about 25 MiB).
+DEFAULT_EMBEDDING_MEMO_BYTES = 32 * 2**20
+
+
 @dataclass(frozen=True, slots=True)
 class SemanticConfig:
     """Settings of a semantic cache.
@@ -144,12 +150,15 @@ class SemanticConfig:
             hit; a distance equal to the threshold hits.
         embedding_memo_size: How many recent ``text → vector`` results to keep, so a
             miss followed by its update embeds the prompt once (0 disables).
+        embedding_memo_bytes: Most bytes those results (texts and vectors) may hold
+            together; as many again for the verifier signatures memoised beside them.
     """
 
     namespace: str = "llmemo"
     ttl: float | None = None
     distance_threshold: float = 0.2
     embedding_memo_size: int = 1024
+    embedding_memo_bytes: int = DEFAULT_EMBEDDING_MEMO_BYTES
 
     def __post_init__(self) -> None:
         validate_namespace(self.namespace)
@@ -160,3 +169,8 @@ class SemanticConfig:
         size = self.embedding_memo_size
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise ConfigurationError(f"embedding_memo_size must be an integer >= 0; got {size!r}")
+        memo_bytes = validate_optional_positive_int(
+            self.embedding_memo_bytes, parameter="embedding_memo_bytes"
+        )
+        if memo_bytes is None:
+            raise ConfigurationError("embedding_memo_bytes must be an integer > 0; got None")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import functools
+import itertools
 import threading
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
@@ -27,21 +27,43 @@ __all__ = ["PerLoop", "loop_running_here", "run_now", "run_sync"]
 T = TypeVar("T")
 
 
-class _LoopClosers:
-    """What to close on one loop before it closes, and the hook that runs it.
+#: Seconds llmemo's closers of one loop may take when the loop is closed by hand (each
+#: redis-py disconnect is bounded by its own connect timeout well within this).
+_CLOSE_TIMEOUT = 5.0
+#: Rounds of closing when closers make new per-loop objects on the closing loop.
+_CLOSE_ROUNDS = 3
 
-    ``asyncio.run``, ``asyncio.Runner`` and pytest-asyncio all finalize a loop's async
-    generators (``loop.shutdown_asyncgens()``) before closing it. A suspended async
-    generator started on the loop therefore runs its ``finally`` on that loop at the
-    right moment: that is where per-loop clients are closed, with the loop still able to
-    run their ``aclose()``.
+
+class _LoopState:
+    """What llmemo made on one event loop, and how it is closed before the loop closes.
+
+    ``objects`` maps a :class:`PerLoop` (by its token) to its object and closer. The
+    closers run on the loop, before it closes, whichever way it is closed:
+
+    * ``loop.close()`` (asyncio.run, asyncio.Runner and pytest-asyncio call it last, and
+      so does code that closes a loop by hand without ``shutdown_asyncgens()``): llmemo
+      replaces the loop's ``close`` (an instance attribute, the class is untouched) with
+      one that first runs the closers on the loop, then closes it. Once a loop is closed
+      nothing can run on it, and a connection's transport cannot even be closed (its
+      ``close()`` schedules a callback on the loop): closing *before* is the only clean
+      way to give the socket back.
+    * A loop whose ``close`` cannot be replaced (no instance attributes) gets an async
+      generator started on it instead; ``shutdown_asyncgens()`` runs the closers from its
+      ``finally``. Such a loop closed without ``shutdown_asyncgens()`` keeps its objects.
+
+    After the closers ran the state is dropped, so a closed loop is not kept alive.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.closers: list[Callable[[], Awaitable[None]]] = []
+    __slots__ = ("objects", "sentinel")
+
+    def __init__(self) -> None:
+        self.objects: dict[int, tuple[Any, Callable[[Any], Awaitable[None]]]] = {}
+        self.sentinel: AsyncGenerator[None, None] | None = None
+
+    def start_sentinel(self) -> None:
+        """Start the generator on the running loop, synchronously: ``asend()`` registers
+        it with the loop's async-generator hooks, and it stops at its first yield."""
         self.sentinel = self._watch()
-        # Start the generator on the running loop, synchronously: asend() registers it
-        # with the loop's async-generator hooks, and it stops at its first yield.
         step = self.sentinel.asend(None)
         with contextlib.suppress(StopIteration):
             step.send(None)
@@ -50,47 +72,112 @@ class _LoopClosers:
         try:
             yield
         finally:
-            await self.run()
+            await self.close_all()
+            with _states_lock:  # closed: forget the loop (the generator refers to it)
+                loop = asyncio.get_running_loop()
+                if _states.get(loop) is self:
+                    del _states[loop]
 
-    async def run(self) -> None:
-        closers, self.closers = self.closers, []
-        for closer in closers:
+    async def close_all(self) -> None:
+        while self.objects:
+            with _states_lock:
+                if not self.objects:
+                    break
+                _, (obj, closer) = self.objects.popitem()
             with contextlib.suppress(Exception):
-                await closer()
+                await closer(obj)
 
 
-_closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClosers]
-_closers = weakref.WeakKeyDictionary()
-_closers_lock = threading.Lock()
+_states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState]
+_states = weakref.WeakKeyDictionary()
+# Guards _states and every state's objects (PerLoop.get's creation path, closers).
+_states_lock = threading.RLock()
 
 
-def _register_closer(
-    loop: asyncio.AbstractEventLoop, closer: Callable[[], Awaitable[None]]
-) -> None:
-    """Run ``closer`` on ``loop`` when the loop is shut down (must run on ``loop``)."""
-    with _closers_lock:
-        entry = _closers.get(loop)
-        if entry is None:
-            entry = _closers[loop] = _LoopClosers(loop)
-        entry.closers.append(closer)
+def _state_for(loop: asyncio.AbstractEventLoop) -> _LoopState:
+    """The running ``loop``'s state, made (and its close hooked) on first use."""
+    with _states_lock:
+        state = _states.get(loop)
+        if state is None:
+            state = _states[loop] = _LoopState()
+            if not _hook_close(loop):
+                state.start_sentinel()
+        return state
 
 
-async def _run_closers(loop: asyncio.AbstractEventLoop) -> None:
-    with _closers_lock:
-        entry = _closers.get(loop)
-    if entry is not None:
-        await entry.run()
+def _hook_close(loop: asyncio.AbstractEventLoop) -> bool:
+    """Make ``loop.close()`` run llmemo's closers first; whether that was possible."""
+    if getattr(loop.close, "_llmemo_hook", False):
+        return True  # hooked before (the loop was forgotten while still open)
+    original = loop.close
+    alive = weakref.ref(loop)
+
+    def close() -> None:
+        # The loop's own __del__ closes an unclosed loop during garbage collection; weak
+        # references to it are cleared by then, and nothing may run on it: just close.
+        target = alive()
+        if target is not None and not target.is_running() and not target.is_closed():
+            for _ in range(_CLOSE_ROUNDS):  # a closer may have made a new object there
+                if target not in _states:
+                    break
+                _close_objects(target)
+        original()
+
+    close._llmemo_hook = True  # type: ignore[attr-defined]
+    try:
+        loop.close = close  # type: ignore[method-assign]
+    except (AttributeError, TypeError):  # pragma: no cover - a loop without a __dict__
+        return False
+    return True
+
+
+def _close_objects(loop: asyncio.AbstractEventLoop) -> None:
+    """Run the closers of a stopped, unclosed ``loop`` on it, then forget its state.
+
+    From a thread that runs another loop (``run_until_complete`` is impossible there) the
+    stopped loop is run in a short-lived helper thread while the caller waits.
+    """
+    with _states_lock:
+        state = _states.pop(loop, None)
+    if state is None:
+        return
+    if state.objects:
+
+        async def close_all() -> None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(state.close_all(), _CLOSE_TIMEOUT)
+
+        def run() -> None:
+            step = close_all()
+            try:
+                loop.run_until_complete(step)
+            except Exception:
+                step.close()  # never leave a coroutine unawaited (it would warn at GC)
+
+        if loop_running_here():
+            helper = threading.Thread(target=run, name="llmemo-loop-close", daemon=True)
+            helper.start()
+            helper.join()
+        else:
+            run()
+    if state.sentinel is not None:
+        # Nothing left to close: finish the generator now, without the loop, so that it
+        # never asks the closed loop to finalize it.
+        step = state.sentinel.aclose()
+        with contextlib.suppress(StopIteration, RuntimeError):
+            step.send(None)
+        step.close()
 
 
 def _shutdown_loop(loop: asyncio.AbstractEventLoop) -> None:
     if loop.is_closed() or loop.is_running():
         return
     # The finalizer may run (garbage collection) in a thread that is running another
-    # loop, where run_until_complete is impossible: then only close this loop.
-    if loop_running_here():
-        loop.close()
-        return
-    for step in (_run_closers(loop), loop.shutdown_asyncgens()):
+    # loop, where run_until_complete is impossible: closing runs llmemo's closers on a
+    # helper thread, and only the loop's other async generators are left unfinalized.
+    if not loop_running_here():
+        _close_objects(loop)
+        step = loop.shutdown_asyncgens()
         try:
             loop.run_until_complete(step)
         except Exception:
@@ -183,22 +270,24 @@ def run_now(coroutine: Coroutine[Any, Any, T]) -> T:
 class PerLoop(Generic[T]):
     """One object per running event loop, created lazily by a factory.
 
-    Each object is closed on its own loop when that loop is shut down by
-    ``asyncio.run``/``asyncio.Runner`` (or by llmemo, for its private loops); a loop closed
-    without ``shutdown_asyncgens()`` leaves its object unclosed. Lookup is a dict access
-    keyed weakly by the loop; a closed object is forgotten.
+    Each object is closed on its own loop before that loop closes: by
+    ``asyncio.run``/``asyncio.Runner``, by llmemo for its private loops, and by a plain
+    ``loop.close()`` without ``shutdown_asyncgens()`` (see :class:`_LoopState`). The
+    loop's state holds the objects, and is dropped once they are closed: a closed loop
+    is not kept alive. A loop that is dropped without ever being closed keeps its
+    objects (asyncio warns about such a loop).
     """
+
+    _tokens = itertools.count()
 
     def __init__(self, factory: Callable[[], T], closer: Callable[[T], Awaitable[None]]) -> None:
         """Args:
         factory: Makes the object for the current loop (called on that loop).
-        closer: Releases an object, awaited on its loop when llmemo closes that loop.
+        closer: Releases an object, awaited on its loop before that loop closes.
         """
         self._factory = factory
         self._closer = closer
-        self._objects: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, T]
-        self._objects = weakref.WeakKeyDictionary()
-        self._lock = threading.Lock()
+        self._token = next(self._tokens)
 
     def get(self) -> T:
         """Return the object of the running loop, creating it on first use.
@@ -207,23 +296,22 @@ class PerLoop(Generic[T]):
             RuntimeError: no event loop is running in this thread.
         """
         loop = asyncio.get_running_loop()
-        obj = self._objects.get(loop)
-        if obj is None:
-            with self._lock:
-                obj = self._objects.get(loop)
-                if obj is None:
-                    obj = self._objects[loop] = self._factory()
-                    _register_closer(loop, functools.partial(self._close, loop, obj))
-        return obj
-
-    async def _close(self, loop: asyncio.AbstractEventLoop, obj: T) -> None:
-        with self._lock:
-            if self._objects.get(loop) is obj:
-                del self._objects[loop]
-        await self._closer(obj)
+        state = _states.get(loop)
+        if state is not None:
+            entry = state.objects.get(self._token)
+            if entry is not None:
+                return entry[0]  # type: ignore[no-any-return]
+        with _states_lock:
+            state = _state_for(loop)
+            entry = state.objects.get(self._token)
+            if entry is None:
+                entry = state.objects[self._token] = (self._factory(), self._closer)
+            return entry[0]
 
     def pop_current(self) -> T | None:
         """Forget and return the running loop's object, if any (the caller closes it)."""
         loop = asyncio.get_running_loop()
-        with self._lock:
-            return self._objects.pop(loop, None)
+        with _states_lock:
+            state = _states.get(loop)
+            entry = None if state is None else state.objects.pop(self._token, None)
+        return None if entry is None else entry[0]

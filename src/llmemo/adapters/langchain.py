@@ -38,7 +38,12 @@ from llmemo.errors import ConfigurationError, SerializationError
 from llmemo.keys import field_hash
 from llmemo.options import current_options
 from llmemo.stores.base import Embedder
-from llmemo.stores.memory import MemoryKeyStore, MemoryVectorStore
+from llmemo.stores.memory import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_ENTRIES,
+    MemoryKeyStore,
+    MemoryVectorStore,
+)
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
@@ -578,14 +583,16 @@ class InMemoryCache(LangChainCache):
 
     The drop-in for ``langchain_core.caches.InMemoryCache``, plus TTL, a byte bound, and
     model isolation by hashing ``llm_string``. One store serves every loop and thread.
+    Unlike LangChain's, it is bounded by default (10,000 entries, 256 MiB); pass
+    ``maxsize=None, max_bytes=None`` for no bound.
     """
 
     def __init__(
         self,
         ttl: float | None = None,
-        maxsize: int | None = None,
+        maxsize: int | None = DEFAULT_MAX_ENTRIES,
         *,
-        max_bytes: int | None = None,
+        max_bytes: int | None = DEFAULT_MAX_BYTES,
         namespace: str = "llmemo",
         policy: FailurePolicy | None = None,
         single_flight: bool = True,
@@ -594,8 +601,10 @@ class InMemoryCache(LangChainCache):
 
         Args:
             ttl: Seconds an entry lives, or ``None`` for no expiry.
-            maxsize: Most entries kept (least recently used evicted), or ``None``.
-            max_bytes: Most bytes kept (keys plus encoded values), or ``None``.
+            maxsize: Most entries kept (least recently used evicted; default 10,000), or
+                ``None`` for no bound.
+            max_bytes: Most bytes kept (keys plus encoded values; default 256 MiB), or
+                ``None`` for no bound.
             namespace: Key prefix (1-64 of ``[A-Za-z0-9_.:-]``).
             policy: What failures do; in memory only ``errors`` matters (no budget is
                 needed: memory operations cannot hang).
@@ -616,7 +625,8 @@ class InMemorySemanticCache(LangChainCache):
 
     Exact repeats are served without embedding; otherwise the text of the final user
     turn is embedded and the nearest entry of the same model configuration and context
-    within ``distance_threshold`` (cosine distance) is served.
+    within ``distance_threshold`` (cosine distance) is served. Bounded by default
+    (10,000 entries, 256 MiB of vectors and payloads).
     """
 
     def __init__(
@@ -625,7 +635,8 @@ class InMemorySemanticCache(LangChainCache):
         distance_threshold: float = DEFAULT_DISTANCE_THRESHOLD,
         ttl: float | None = None,
         *,
-        maxsize: int | None = None,
+        maxsize: int | None = DEFAULT_MAX_ENTRIES,
+        max_bytes: int | None = DEFAULT_MAX_BYTES,
         namespace: str = "llmemo",
         exact_first: bool = True,
         verifier: HitVerifier | None = DEFAULT,
@@ -642,7 +653,10 @@ class InMemorySemanticCache(LangChainCache):
             distance_threshold: Largest cosine distance in ``[0, 2]`` a candidate may be
                 at (default 0.35, chosen with the default verifier).
             ttl: Seconds an entry lives, or ``None``.
-            maxsize: Most entries kept (least recently used evicted), or ``None``.
+            maxsize: Most entries kept (least recently used evicted; default 10,000), or
+                ``None`` for no bound.
+            max_bytes: Most bytes kept (vectors, payloads and ids; default 256 MiB), or
+                ``None`` for no bound.
             namespace: Namespace hashed into every partition.
             exact_first: Probe for the exact prompt before embedding (see
                 :class:`~llmemo.caches.semantic.SemanticCache`).
@@ -658,7 +672,7 @@ class InMemorySemanticCache(LangChainCache):
             ConfigurationError: a parameter is out of range (the message names it).
             TypeError: ``embeddings`` is not an embeddings object.
         """
-        store = MemoryVectorStore(max_entries=maxsize)
+        store = MemoryVectorStore(max_entries=maxsize, max_bytes=max_bytes)
         runtime = CacheRuntime(_memory_policy(policy))
         verifier = resolve_verifier(verifier)  # one instance for both cores
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from llmemo import codec, keys
+from llmemo._json import fast_dumps
 from llmemo._lru import LRU
 from llmemo.caches.base import (
     DEFAULT,
@@ -19,6 +22,7 @@ from llmemo.caches.base import (
     resolve_ttl,
 )
 from llmemo.config import (
+    DEFAULT_EMBEDDING_MEMO_BYTES,
     SemanticConfig,
     validate_distance_threshold,
     validate_optional_positive_int,
@@ -42,7 +46,12 @@ if TYPE_CHECKING:
     #: What the embedding memo holds (see :func:`_as_vector`).
     MemoVector = npt.NDArray[np.float64]
 
-__all__ = ["DEFAULT_DISTANCE_THRESHOLD", "SemanticCache", "resolve_verifier"]
+__all__ = [
+    "DEFAULT_DISTANCE_THRESHOLD",
+    "MEMO_MAX_TEXT_CHARS",
+    "SemanticCache",
+    "resolve_verifier",
+]
 
 
 _DEFAULT_CANDIDATES = 4
@@ -53,6 +62,10 @@ _DEFAULT_CANDIDATES = 4
 # MB at most, however long the conversations.
 _LOCATE_MEMO_SIZE = 128
 _LOCATE_MEMO_CHARS = 4096
+#: Longest text (characters) whose embedding and verifier signature are memoised: longer
+#: texts are embedded (and signed) on every call, so one huge prompt is never kept as a
+#: memo key. 32,768 characters is past the input window of common embedding models.
+MEMO_MAX_TEXT_CHARS = 32_768
 _STORE_FAILED: Any = object()
 
 #: The default ``distance_threshold`` of :class:`SemanticCache` (cosine distance), chosen
@@ -105,6 +118,27 @@ def _as_vector(given: Any) -> MemoVector:
         raise SerializationError("embedder returned an empty, zero or non-finite vector")
     array.flags.writeable = False  # shared by every lookup of the text
     return array
+
+
+def _vector_weight(text: Any, vector: MemoVector) -> int:
+    """Bytes an embedding memo entry holds: its text and its vector's data."""
+    return sys.getsizeof(text) + int(vector.nbytes)
+
+
+def _signature_weight(text: Any, memo: tuple[dict[str, Any] | None]) -> int:
+    """Bytes a signature memo entry holds: its text, and its signature as compact JSON
+    (a measure of its size that costs far less than computing the signature did)."""
+    signature = memo[0]
+    dumps = fast_dumps()
+    try:
+        size = (
+            len(dumps(signature))
+            if dumps is not None
+            else len(json.dumps(signature, separators=(",", ":")))
+        )
+    except (TypeError, ValueError, RecursionError):  # not JSON data: count it as its text
+        size = sys.getsizeof(text)
+    return sys.getsizeof(text) + size
 
 
 class _Cost:
@@ -171,6 +205,7 @@ class SemanticCache:
         distance_threshold: float = DEFAULT_DISTANCE_THRESHOLD,
         ttl: float | None = None,
         embedding_memo_size: int = 1024,
+        embedding_memo_bytes: int = DEFAULT_EMBEDDING_MEMO_BYTES,
         exact_first: bool = True,
         verifier: HitVerifier | None = DEFAULT,
         candidates: int | None = None,
@@ -191,6 +226,10 @@ class SemanticCache:
             embedding_memo_size: Recent embeddings, and as many verifier signatures,
                 kept in process, with the parsed parts of up to 128 recent prompts of
                 up to 4,096 characters (0 disables all three).
+            embedding_memo_bytes: Most bytes the memoised embeddings (texts and
+                vectors) hold together, and as many for the signatures (default 32 MiB);
+                the least recently used go first. Texts longer than
+                :data:`MEMO_MAX_TEXT_CHARS` (32,768) characters are never memoised.
             exact_first: Serve an exact repeat as exact, without embedding when embedding
                 is dear: the exact prompt is looked up (one ``get``) before the vector
                 query, or with it in one round trip when the embedding is at hand or
@@ -218,6 +257,7 @@ class SemanticCache:
             ttl=ttl,
             distance_threshold=distance_threshold,
             embedding_memo_size=embedding_memo_size,
+            embedding_memo_bytes=embedding_memo_bytes,
         )
         if not isinstance(exact_first, bool):
             raise ConfigurationError(f"exact_first must be a bool; got {exact_first!r}")
@@ -237,14 +277,25 @@ class SemanticCache:
         # cheaper, probes are no longer timed alone: a first sample kept would make an
         # embedder up to ~10x slower than a probe look cheap for good.
         self._probe_cost = _Cost(skip=1)
-        self._memo: LRU[MemoVector] = LRU(self.config.embedding_memo_size)
+        self._memo = self._new_memo()
         # (signature,): a verifier may sign a text None.
-        self._signatures = LRU[tuple[dict[str, Any] | None]](self.config.embedding_memo_size)
+        self._signatures = LRU[tuple[dict[str, Any] | None]](
+            self.config.embedding_memo_size,
+            max_bytes=self.config.embedding_memo_bytes,
+            weigh=_signature_weight,
+        )
         self._located = LRU[tuple[PromptParts, str, str]](
             min(_LOCATE_MEMO_SIZE, self.config.embedding_memo_size)
         )
         self._pending: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future[MemoVector]]
         self._pending = {}
+
+    def _new_memo(self) -> LRU[MemoVector]:
+        return LRU(
+            self.config.embedding_memo_size,
+            max_bytes=self.config.embedding_memo_bytes,
+            weigh=_vector_weight,
+        )
 
     @property
     def stats(self) -> CacheStats:
@@ -307,10 +358,13 @@ class SemanticCache:
             raise SerializationError(f"embedder returned {len(vectors)} vectors for one text")
         vector = _as_vector(vectors[0])
         self.stats.add("embeddings")
-        self._memo.put(text, vector)
+        if len(text) <= MEMO_MAX_TEXT_CHARS:
+            self._memo.put(text, vector)
         return vector
 
     def _signature(self, verifier: HitVerifier, text: str) -> dict[str, Any] | None:
+        if len(text) > MEMO_MAX_TEXT_CHARS:
+            return verifier.signature(text)
         memo = self._signatures.get(text)
         if memo is None:
             memo = (verifier.signature(text),)
@@ -586,7 +640,7 @@ class SemanticCache:
 
         An explicit administrative action: store errors propagate whatever the policy.
         """
-        self._memo = LRU(self.config.embedding_memo_size)
+        self._memo = self._new_memo()
         return await self.store.clear()
 
     async def aclose(self) -> None:

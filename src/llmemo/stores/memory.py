@@ -24,9 +24,14 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-__all__ = ["MemoryKeyStore", "MemoryVectorStore"]
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_ENTRIES", "MemoryKeyStore", "MemoryVectorStore"]
 
 Clock = Callable[[], float]
+
+#: Default entry bound of the in-memory stores (and of the in-memory LangChain caches).
+DEFAULT_MAX_ENTRIES = 10_000
+#: Default byte bound of the in-memory stores: 256 MiB (keys, ids, payloads and vectors).
+DEFAULT_MAX_BYTES = 256 * 2**20
 
 
 def _expiry(clock: Clock, ttl: float | None) -> float:
@@ -45,10 +50,12 @@ class MemoryKeyStore:
     """A :class:`~llmemo.stores.base.KeyStore` in process memory, bounded, with TTL and LRU.
 
     Bounds: at most ``max_entries`` keys and ``max_bytes`` bytes (a key's size is its
-    UTF-8 length plus its value's length). When a write of a *new* key exceeds a bound,
-    the least recently used keys are evicted until it fits. Updating an *existing* key
-    never evicts another key because of the entry count; it evicts others only if its
-    new value is larger and the byte bound requires it. A single entry larger than
+    UTF-8 length plus its value's length); by default :data:`DEFAULT_MAX_ENTRIES` and
+    :data:`DEFAULT_MAX_BYTES`, and ``None`` (passed explicitly) for no bound. When a
+    write of a *new* key exceeds a bound, the least recently used keys are evicted until
+    it fits. Updating an *existing* key never evicts another key because of the entry
+    count; it evicts others only if its new value is larger and the byte bound requires
+    it. A single entry larger than
     ``max_bytes`` is not stored (and replaces nothing).
 
     Expired entries are never returned; they are dropped when touched or evicted first.
@@ -58,15 +65,17 @@ class MemoryKeyStore:
     def __init__(
         self,
         *,
-        max_entries: int | None = None,
-        max_bytes: int | None = None,
+        max_entries: int | None = DEFAULT_MAX_ENTRIES,
+        max_bytes: int | None = DEFAULT_MAX_BYTES,
         clock: Clock = time.monotonic,
     ) -> None:
         """Create an empty store.
 
         Args:
-            max_entries: Largest number of keys kept, or ``None`` for no bound.
-            max_bytes: Largest total size in bytes, or ``None`` for no bound.
+            max_entries: Largest number of keys kept (default 10,000), or ``None`` for
+                no bound.
+            max_bytes: Largest total size in bytes (default 256 MiB), or ``None`` for no
+                bound.
             clock: Monotonic seconds; injectable for tests.
 
         Raises:
@@ -172,15 +181,20 @@ class MemoryKeyStore:
 
 
 class _Partition:
-    """Rows of one partition: normalised vectors in one contiguous float32 matrix."""
+    """Rows of one partition: normalised vectors in one contiguous float32 matrix.
+
+    The matrix grows on demand, doubling (amortised O(1) per insert), and halves when
+    three quarters of it are unused, so a partition's arrays stay within a small factor
+    of its entries (a store of many one-entry partitions holds one row per partition).
+    """
 
     __slots__ = ("expires", "ids", "matrix", "payloads", "rows")
 
     def __init__(self, dimension: int) -> None:
         import numpy as np
 
-        self.matrix: npt.NDArray[np.float32] = np.empty((8, dimension), dtype=np.float32)
-        self.expires: npt.NDArray[np.float64] = np.empty(8, dtype=np.float64)
+        self.matrix: npt.NDArray[np.float32] = np.empty((1, dimension), dtype=np.float32)
+        self.expires: npt.NDArray[np.float64] = np.empty(1, dtype=np.float64)
         self.ids: list[str] = []
         self.payloads: list[bytes] = []
         self.rows: dict[str, int] = {}
@@ -188,17 +202,27 @@ class _Partition:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def put(self, entry_id: str, unit: npt.NDArray[np.float32], payload: bytes, exp: float) -> None:
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the partition's arrays (matrix and expiry times)."""
+        return int(self.matrix.nbytes + self.expires.nbytes)
+
+    def _resize(self, capacity: int) -> None:
         import numpy as np
 
+        count = len(self.ids)
+        matrix = np.empty((capacity, self.matrix.shape[1]), dtype=np.float32)
+        matrix[:count] = self.matrix[:count]
+        expires = np.empty(capacity, dtype=np.float64)
+        expires[:count] = self.expires[:count]
+        self.matrix, self.expires = matrix, expires
+
+    def put(self, entry_id: str, unit: npt.NDArray[np.float32], payload: bytes, exp: float) -> None:
         row = self.rows.get(entry_id)
         if row is None:
             row = len(self.ids)
             if row == self.matrix.shape[0]:
-                grown = np.empty((row * 2, self.matrix.shape[1]), dtype=np.float32)
-                grown[:row] = self.matrix
-                self.matrix = grown
-                self.expires = np.concatenate([self.expires, np.empty(row, dtype=np.float64)])
+                self._resize(row * 2)
             self.ids.append(entry_id)
             self.payloads.append(payload)
             self.rows[entry_id] = row
@@ -222,6 +246,9 @@ class _Partition:
             self.rows[moved] = row
         self.ids.pop()
         self.payloads.pop()
+        capacity = self.matrix.shape[0]
+        if capacity >= 8 and len(self.ids) <= capacity // 4:
+            self._resize(capacity // 2)
         return True
 
 
@@ -231,23 +258,33 @@ class MemoryVectorStore:
     Exact search: one matrix-vector product over the partition's contiguous float32 rows
     (vectors are normalised on the way in), no per-entry Python loop. Entries expire like
     :class:`MemoryKeyStore` entries (same clock semantics); expired rows are never
-    returned and are dropped when a search or read meets them. With ``max_entries`` the
-    least recently used entry (read, hit or written) is evicted to make room for a new one;
-    replacing an existing entry never evicts another.
+    returned and are dropped when a search or read meets them.
+
+    Bounds: at most ``max_entries`` entries over all partitions and ``max_bytes`` bytes
+    (an entry's size is its partition's and id's UTF-8 length, its payload's length and
+    4 bytes per dimension); by default :data:`DEFAULT_MAX_ENTRIES` and
+    :data:`DEFAULT_MAX_BYTES`, and ``None`` (passed explicitly) for no bound. To make room
+    for a new entry the least recently used entries (read, hit or written) are evicted;
+    replacing an existing entry evicts others only if its new size needs it. An entry
+    larger than ``max_bytes`` on its own is not stored (and evicts nothing).
     """
 
     def __init__(
         self,
         *,
         dimension: int | None = None,
-        max_entries: int | None = None,
+        max_entries: int | None = DEFAULT_MAX_ENTRIES,
+        max_bytes: int | None = DEFAULT_MAX_BYTES,
         clock: Clock = time.monotonic,
     ) -> None:
         """Create an empty store.
 
         Args:
             dimension: Vector dimension, or ``None`` to learn it from the first vector.
-            max_entries: Largest number of entries over all partitions, or ``None``.
+            max_entries: Largest number of entries over all partitions (default
+                10,000), or ``None`` for no bound.
+            max_bytes: Largest total size in bytes (default 256 MiB), or ``None`` for no
+                bound.
             clock: Monotonic seconds; injectable for tests.
 
         Raises:
@@ -255,9 +292,12 @@ class MemoryVectorStore:
         """
         self._dimension = validate_optional_positive_int(dimension, parameter="dimension")
         self._max_entries = validate_optional_positive_int(max_entries, parameter="max_entries")
+        self._max_bytes = validate_optional_positive_int(max_bytes, parameter="max_bytes")
         self._clock = clock
         self._partitions: dict[str, _Partition] = {}
-        self._recency: OrderedDict[tuple[str, str], None] = OrderedDict()
+        # (partition, entry id) -> the entry's size in bytes, least recently used first.
+        self._recency: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -268,6 +308,11 @@ class MemoryVectorStore:
     def dimension(self) -> int | None:
         """The vector dimension, once declared or learned."""
         return self._dimension
+
+    @property
+    def total_bytes(self) -> int:
+        """Bytes held by the entries, as counted against ``max_bytes``."""
+        return self._bytes
 
     def _unit(self, vector: Vector, parameter: str) -> npt.NDArray[np.float32]:
         import numpy as np
@@ -293,7 +338,7 @@ class MemoryVectorStore:
         part = self._partitions.get(partition)
         if part is None or not part.remove(entry_id):
             return False
-        self._recency.pop((partition, entry_id), None)
+        self._bytes -= self._recency.pop((partition, entry_id), 0)
         if not part:
             del self._partitions[partition]
         return True
@@ -315,21 +360,43 @@ class MemoryVectorStore:
         """
         expires_at = _expiry(self._clock, ttl)
         unit = self._unit(vector, "vector")
+        size = (
+            len(partition.encode("utf-8", "surrogatepass"))
+            + len(entry_id.encode("utf-8", "surrogatepass"))
+            + len(payload)
+            + unit.nbytes
+        )
         with self._lock:
             if self._dimension is None:
                 self._dimension = int(unit.size)
+            key = (partition, entry_id)
+            existed = key in self._recency
+            if self._max_bytes is not None and size > self._max_bytes:
+                self._drop(partition, entry_id)
+                return
+            if self._max_bytes is not None:
+                growth = size - self._recency.get(key, 0)
+                while self._recency and self._bytes + growth > self._max_bytes:
+                    self._evict_lru(key)
+                    growth = size - self._recency.get(key, 0)
+            if not existed and self._max_entries is not None:
+                while len(self._recency) >= self._max_entries:
+                    self._evict_lru(key)
             part = self._partitions.get(partition)
             if part is None:
                 part = self._partitions[partition] = _Partition(self._dimension)
-            key = (partition, entry_id)
-            if key not in self._recency and self._max_entries is not None:
-                while len(self._recency) >= self._max_entries:
-                    old_partition, old_id = next(iter(self._recency))
-                    self._drop(old_partition, old_id)
-                part = self._partitions.setdefault(partition, part)
             part.put(entry_id, unit, payload, expires_at)
-            self._recency[key] = None
+            self._bytes += size - self._recency.get(key, 0)
+            self._recency[key] = size
             self._recency.move_to_end(key)
+
+    def _evict_lru(self, keep: tuple[str, str]) -> None:
+        """Drop the least recently used entry, ``keep`` (being replaced) last of all."""
+        old = next(iter(self._recency))
+        if old == keep and len(self._recency) > 1:
+            self._recency.move_to_end(keep)
+            old = next(iter(self._recency))
+        self._drop(*old)
 
     async def get(self, partition: str, entry_id: str) -> bytes | None:
         """Return the payload of a live entry, or ``None``."""
@@ -401,6 +468,7 @@ class MemoryVectorStore:
             count = len(self._recency)
             self._partitions.clear()
             self._recency.clear()
+            self._bytes = 0
             return count
 
     async def aclose(self) -> None:
