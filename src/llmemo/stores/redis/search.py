@@ -68,7 +68,14 @@ from llmemo.stores.redis._common import (
     unlink_matching,
     validate_name,
 )
-from llmemo.stores.redis._errors import DRIVER_ERRORS, map_redis_errors, translate
+from llmemo.stores.redis._errors import (
+    DRIVER_ERRORS,
+    REPLY_SHAPE_ERRORS,
+    malformed_reply,
+    map_redis_errors,
+    reply_parser,
+    translate,
+)
 
 if TYPE_CHECKING:
     from redis.asyncio.cluster import ClusterNode
@@ -217,10 +224,14 @@ def _fields(entry: Any) -> dict[str, Any]:
     return out
 
 
+@reply_parser("FT.INFO")
 def _parse_info(reply: Any) -> _Schema | None:
     """Extract this store's view of an index from an ``FT.INFO`` reply (RESP2 or RESP3).
 
     Returns ``None`` when the index has no vector field named ``vec``.
+
+    Raises:
+        SerializationError: the reply is not readable as an index description.
     """
     info = _fields(reply)
     definition = _fields(info.get("index_definition") or [])
@@ -1068,26 +1079,52 @@ class _MissingIndex(Exception):
     """``FT.SEARCH`` found no index by that name (internal signal)."""
 
 
+def _row(entry_id: Any, dist: Any, payload: Any, max_distance: float) -> VectorMatch | None:
+    """One row as a match, or ``None`` when it lies beyond ``max_distance``.
+
+    Raises:
+        TypeError / ValueError: the row is not a document of this store's (an id that is
+            not UTF-8 bytes, a distance that is not a number or is NaN, a payload that is
+            not bytes); the parsers map these to SerializationError.
+    """
+    distance = float(dist)
+    if not distance <= max_distance:
+        if distance > max_distance:
+            return None
+        raise ValueError("the distance is NaN")
+    if type(payload) is not bytes:
+        raise TypeError(f"the payload is {type(payload).__name__}, not bytes")
+    distance = 0.0 if distance < 0.0 else (2.0 if distance > 2.0 else distance)
+    return VectorMatch(entry_id.decode(), distance, payload)
+
+
 def _parse_script_reply(
     reply: Any, id_start: int, max_distance: float
 ) -> tuple[list[VectorMatch], int, int, bool]:
     """Parse the cluster search script's ``[id, distance, payload, ...]``, as
-    :func:`_parse_search` does an ``FT.SEARCH`` reply."""
-    matches: list[VectorMatch] = []
-    skipped = 0
-    rows = len(reply) // 3
-    for i in range(0, len(reply) - 2, 3):
-        payload = reply[i + 2]
-        dist = reply[i + 1]
-        if payload is None or dist is None:
-            skipped += 1  # expired (not reclaimed yet) or deleted meanwhile
-            continue
-        distance = float(dist)
-        if distance > max_distance:
-            return matches, rows, skipped, True
-        distance = 0.0 if distance < 0.0 else (2.0 if distance > 2.0 else distance)
-        matches.append(VectorMatch(reply[i][id_start:].decode(), distance, payload))
-    return matches, rows, skipped, False
+    :func:`_parse_search` does an ``FT.SEARCH`` reply.
+
+    Raises:
+        SerializationError: the reply is not one the script returns (a row of another
+            shape, an id that is not UTF-8, a distance that is not a number).
+    """
+    try:
+        matches: list[VectorMatch] = []
+        skipped = 0
+        rows = len(reply) // 3
+        for i in range(0, len(reply) - 2, 3):
+            payload = reply[i + 2]
+            dist = reply[i + 1]
+            if payload is None or dist is None:
+                skipped += 1  # expired (not reclaimed yet) or deleted meanwhile
+                continue
+            match = _row(reply[i][id_start:], dist, payload, max_distance)
+            if match is None:
+                return matches, rows, skipped, True
+            matches.append(match)
+        return matches, rows, skipped, False
+    except REPLY_SHAPE_ERRORS as exc:
+        raise malformed_reply(exc, "FT.SEARCH script") from exc
 
 
 def _parse_search(
@@ -1098,7 +1135,21 @@ def _parse_search(
     Returns:
         ``(matches within max_distance, rows in the reply, rows skipped as expired,
         whether a row beyond max_distance was met)``.
+
+    Raises:
+        SerializationError: the reply is not a search reply of this store's documents
+            (another shape, a document id that is not UTF-8, a distance that is not a
+            number): foreign data in the index, counted by caches as a miss.
     """
+    try:
+        return _parse_search_rows(reply, id_start, max_distance)
+    except REPLY_SHAPE_ERRORS as exc:
+        raise malformed_reply(exc, "FT.SEARCH") from exc
+
+
+def _parse_search_rows(
+    reply: Any, id_start: int, max_distance: float
+) -> tuple[list[VectorMatch], int, int, bool]:
     matches: list[VectorMatch] = []
     skipped = 0
     if isinstance(reply, dict):
@@ -1127,12 +1178,11 @@ def _parse_search(
         if payload is None or dist is None:
             skipped += 1
             continue
-        distance = float(dist)
-        if distance > max_distance:
-            # Rows come sorted by distance: the rest is farther still.
+        # Rows come sorted by distance: past max_distance the rest is farther still.
+        match = _row(doc_id[id_start:], dist, payload, max_distance)
+        if match is None:
             return matches, rows, skipped, True
-        distance = 0.0 if distance < 0.0 else (2.0 if distance > 2.0 else distance)
-        matches.append(VectorMatch(doc_id[id_start:].decode(), distance, payload))
+        matches.append(match)
     return matches, rows, skipped, False
 
 
