@@ -325,17 +325,20 @@ class SemanticCache:
     ) -> list[VectorMatch]:
         try:
             return await self.store.search(partition, vector, k=k, max_distance=threshold)
-        except (WrongTypeError, ConfigurationError) as exc:
+        except (WrongTypeError, SerializationError, ConfigurationError) as exc:
             self._count_unusable(exc)
             return []
 
-    def _count_unusable(self, error: WrongTypeError | ConfigurationError) -> None:
+    def _count_unusable(
+        self, error: WrongTypeError | SerializationError | ConfigurationError
+    ) -> None:
         """Count a lookup's vector query that failed on bad data, not an outage (the
-        lookup is then a miss): another Redis type under the partition's key
-        (``decode_errors``), or an embedder's vector that does not fit the store, e.g.
-        another dimension after a change of embedding model (``embedder_errors``; writes
-        still raise, naming the problem, and store nothing)."""
-        bad = "decode_errors" if isinstance(error, WrongTypeError) else "embedder_errors"
+        lookup is then a miss): another Redis type under the partition's key, or a reply
+        the store could not read (foreign data; both ``decode_errors``), or an
+        embedder's vector that does not fit the store, e.g. another dimension after a
+        change of embedding model (``embedder_errors``; writes still raise, naming the
+        problem, and store nothing)."""
+        bad = "embedder_errors" if isinstance(error, ConfigurationError) else "decode_errors"
         self.runtime.stats.add(bad)
 
     async def _get_or_search(
@@ -351,7 +354,7 @@ class SemanticCache:
             payload, matches = await probing(
                 partition, entry_id, vector, k=k, max_distance=threshold
             )
-        except (WrongTypeError, ConfigurationError) as exc:
+        except (WrongTypeError, SerializationError, ConfigurationError) as exc:
             self._count_unusable(exc)
             return None, []
         if isinstance(payload, WrongTypeError):

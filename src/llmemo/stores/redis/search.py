@@ -46,7 +46,13 @@ from llmemo.config import (
     validate_choice,
     validate_optional_positive_int,
 )
-from llmemo.errors import BackendError, CapabilityError, ConfigurationError, WrongTypeError
+from llmemo.errors import (
+    BackendError,
+    CapabilityError,
+    ConfigurationError,
+    SerializationError,
+    WrongTypeError,
+)
 from llmemo.stores.base import Vector, VectorMatch
 from llmemo.stores.redis._common import (
     LuaScript,
@@ -528,7 +534,10 @@ class RedisSearchVectorStore:
             raise _search_error(exc, "FT.INFO") from exc
         except DRIVER_ERRORS as exc:
             raise translate(exc, "FT.INFO") from exc
-        return True, _parse_info(reply)
+        try:
+            return True, _parse_info(reply)
+        except SerializationError:
+            return True, None  # unreadable: not an index of this store's schema
 
     async def _create(self, index: str, node: ClusterNode | None, dimension: int) -> bool:
         """Create the index; return ``False`` if another writer created it first."""
@@ -1082,9 +1091,13 @@ class _MissingIndex(Exception):
 def _row(entry_id: Any, dist: Any, payload: Any, max_distance: float) -> VectorMatch | None:
     """One row as a match, or ``None`` when it lies beyond ``max_distance``.
 
+    A document whose id is not UTF-8 is not one this store wrote (its ids are ASCII
+    tokens): it comes back with an empty payload, which callers cannot decode (a cache
+    counts it as an undecodable entry and tries its other candidates).
+
     Raises:
-        TypeError / ValueError: the row is not a document of this store's (an id that is
-            not UTF-8 bytes, a distance that is not a number or is NaN, a payload that is
+        TypeError / ValueError / AttributeError: the row is not a search row (an id that
+            is not bytes, a distance that is not a number or is NaN, a payload that is
             not bytes); the parsers map these to SerializationError.
     """
     distance = float(dist)
@@ -1095,7 +1108,10 @@ def _row(entry_id: Any, dist: Any, payload: Any, max_distance: float) -> VectorM
     if type(payload) is not bytes:
         raise TypeError(f"the payload is {type(payload).__name__}, not bytes")
     distance = 0.0 if distance < 0.0 else (2.0 if distance > 2.0 else distance)
-    return VectorMatch(entry_id.decode(), distance, payload)
+    try:
+        return VectorMatch(entry_id.decode(), distance, payload)
+    except UnicodeDecodeError:
+        return VectorMatch(entry_id.decode("utf-8", "backslashreplace"), distance, b"")
 
 
 def _parse_script_reply(

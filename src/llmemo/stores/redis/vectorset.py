@@ -524,10 +524,13 @@ class RedisVectorSetStore:
 def _matches(reply: Any, max_distance: float) -> list[VectorMatch]:
     """The search script's flat reply (id, score, payload, ...) as matches within reach.
 
+    An element whose name is not UTF-8 is not one this store wrote (its entry ids are
+    ASCII tokens): it comes back with an empty payload, which callers cannot decode (a
+    cache counts it as an undecodable entry and tries its other candidates).
+
     Raises:
         SerializationError: the reply is not one the script returns: a row of another
-            shape, an element name that is not UTF-8 (not an entry id of this store's), a
-            score that is not a number. Foreign data in the set: caches count a miss.
+            shape, a score that is not a number or is NaN, a payload that is not bytes.
     """
     try:
         matches: list[VectorMatch] = []
@@ -541,7 +544,12 @@ def _matches(reply: Any, max_distance: float) -> list[VectorMatch]:
             if type(payload) is not bytes:
                 raise TypeError(f"the payload is {type(payload).__name__}, not bytes")
             distance = 0.0 if distance < 0.0 else (2.0 if distance > 2.0 else distance)
-            matches.append(VectorMatch(reply[i].decode(), distance, payload))
+            element = reply[i]
+            try:
+                matches.append(VectorMatch(element.decode(), distance, payload))
+            except UnicodeDecodeError:
+                name = element.decode("utf-8", "backslashreplace")
+                matches.append(VectorMatch(name, distance, b""))
         return matches
     except REPLY_SHAPE_ERRORS as exc:
         raise malformed_reply(exc, "VSIM script") from exc
