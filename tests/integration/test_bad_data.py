@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import importlib
+import io
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -24,7 +25,7 @@ import redis
 from langchain_core.outputs import Generation
 
 from echo_model import EchoChatModel, answer_to, invoker, prompt_of
-from llmemo import ExactCache, FailurePolicy, MemoryKeyStore, codec, keys
+from llmemo import ExactCache, FailurePolicy, MemoryKeyStore, cli, codec, keys
 from llmemo.langchain import InMemoryCache, LangChainCache, RedisCache, RedisSemanticCache
 from llmemo.text import split_prompt
 
@@ -533,4 +534,81 @@ async def test_a_foreign_index_whose_info_is_not_utf8_fails_no_lookup(
             await cache.aclose()
             client.execute_command("FT.DROPINDEX", index)
             for key in client.scan_iter(match=f"{unique_prefix}*", count=1000):
+                client.unlink(key)
+
+
+# ---------------------------------------------------------------------------------------
+# `llmemo stats` reading a hostile counters hash
+# ---------------------------------------------------------------------------------------
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    """Run the ``llmemo`` command in-process; return ``(exit code, stdout, stderr)``."""
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "stdout", out)
+        patch.setattr(sys, "stderr", err)
+        code = cli.main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+HOSTILE_STATS = {
+    b"exact_hits": b"5",
+    b"semantic_hits": b"2",
+    b"misses": b"\xff\xfe",  # not UTF-8
+    b"\xfe\xffname": b"3",  # a field name that is not UTF-8
+    b"writes": b"9" * 5000,  # beyond int()'s digit limit
+    b"decode_errors": "\u00b2".encode(),  # "²": str.isdigit() says yes, int() says no
+    b"breaker_opens": b"1.5",
+    b"errors_backend": b"-2",  # counters are sums of increments
+    b"writes_dropped": b"4",
+    b"updated_at": b"1e400",  # infinite
+}
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(
+    "planted",
+    [HOSTILE_STATS, {b"updated_at": b"soon", b"exact_hits": b"1"}, "a string, not a hash"],
+    ids=["hostile-fields", "bad-timestamp", "another-type"],
+)
+def test_stats_prints_what_it_can_read_of_a_hostile_counters_hash(
+    redis_url: str, unique_prefix: str, planted: Any
+) -> None:
+    cache = RedisCache(redis_url, prefix=unique_prefix, policy=PATIENT)
+    stats_key = f"{unique_prefix}:v1:stats"
+    with redis.Redis.from_url(redis_url) as client:
+        try:
+            cache.update("p", "llm", [Generation(text="x")])  # so that the cache exists
+            if isinstance(planted, dict):
+                client.hset(stats_key, mapping=planted)
+            else:
+                client.set(stats_key, planted)
+            code, out, err = run_cli("stats", "--redis-url", redis_url, "--prefix", unique_prefix)
+            assert code == 0, err
+            assert "Traceback" not in err
+            assert "entries:     1" in out  # what came before the counters is there
+            if planted is HOSTILE_STATS:
+                assert "lookups:     7 hits" in out  # the readable counters are shown
+                assert "writes_dropped: 4" in out
+                assert "unreadable" in out
+                unreadable = (
+                    "misses",
+                    "writes",
+                    "decode_errors",
+                    "breaker_opens",
+                    "errors_backend",
+                )
+                for name in unreadable:
+                    assert name in out.split("unreadable", 1)[1], name
+                assert "\\xfe\\xffname" in out  # named, escaped
+                assert "published" not in out  # no age from an infinite timestamp
+            elif isinstance(planted, dict):
+                assert "lookups:     1 hits" in out
+                assert "unreadable" in out and "updated_at" in out
+            else:
+                assert "unreadable" in out and "not a hash" in out
+        finally:
+            cache.close()
+            for key in client.scan_iter(match=f"{unique_prefix}:*", count=1000):
                 client.unlink(key)

@@ -423,3 +423,28 @@ def test_values_nested_too_deep_to_encode_are_serialization_errors() -> None:
         value = [value]
     with pytest.raises(SerializationError):
         codec.encode(value, written_at=1.0)
+
+
+# -- the counters hash read by `llmemo stats` --------------------------------------------
+
+stats_value = number_bytes | hostile_bytes | st.binary(max_size=8) | leaf
+
+
+@FUZZ
+@given(
+    raw=st.dictionaries(
+        st.sampled_from([b"exact_hits", b"misses", b"updated_at", b"writes"])
+        | hostile_bytes
+        | leaf.filter(lambda v: v.__hash__ is not None),
+        stats_value,
+        max_size=8,
+    )
+    | reply
+)
+def test_stats_hash_readings(raw: Any) -> None:
+    from llmemo.cli import _read_counters
+
+    found = _read_counters(raw)  # never raises
+    assert all(isinstance(v, int) and v >= 0 for v in found.counts.values())
+    assert found.updated_at is None or math.isfinite(found.updated_at)
+    assert all(isinstance(name, str) and len(name) <= 43 for name in found.unreadable)
