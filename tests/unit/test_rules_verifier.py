@@ -586,3 +586,25 @@ def lex_words() -> list[Iterable[str]]:
     for plus, minus in lex.AXES.values():
         out += [[w for w in plus if "-" not in w], [w for w in minus if "-" not in w]]
     return out
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        {"n": float("inf")},  # int(inf): OverflowError once
+        {"n": float("nan")},
+        {"p": [["open", float("inf")]]},
+        {"x": [[float("inf"), "base"]]},
+        {"i": [["p", 0, float("-inf")]]},
+    ],
+)
+def test_a_hostile_stored_signature_is_an_unreadable_one(hostile: dict[str, object]) -> None:
+    # A signature is stored data: one another writer planted is refused, not raised.
+    nested: list[object] = []
+    for _ in range(5000):
+        nested = [nested]
+    for fields in (hostile, {"w": nested}):
+        stored = {"v": rules_module.RULES_VERSION, "w": ["price"], "f": ".", **fields}
+        verdict = RulesVerifier().decide("price", None, Candidate("e", 0.1, stored))
+        assert not verdict.accepted
+        assert "unreadable signature" in verdict.reason

@@ -1462,6 +1462,12 @@ _PARSED_SIDES = 256
 _MEMO_MAX_WORDS = 48
 
 
+#: What parsing a stored signature planted by another writer can raise (fields of the wrong
+#: type or shape, inf/NaN where an int belongs, nesting deeper than the recursion limit):
+#: such a signature is unreadable, and the candidate is refused.
+_UNREADABLE = (TypeError, ValueError, LookupError, ArithmeticError, RecursionError)
+
+
 def _memo_key(signature: Mapping[str, Any]) -> bytes | None:
     """The JSON text of ``signature`` (key order kept), or ``None`` if it has none."""
     dumps = fast_dumps()
@@ -1469,7 +1475,7 @@ def _memo_key(signature: Mapping[str, Any]) -> bytes | None:
         if dumps is not None:
             return dumps(signature)
         return json.dumps(signature, separators=(",", ":")).encode()
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return None
 
 
@@ -1635,8 +1641,8 @@ class RulesVerifier:
         try:
             old_key, old_side = self._parsed(stored)
             new_key, new_side = self._parsed(new)
-        except (TypeError, ValueError, KeyError) as exc:
-            return Verdict(False, self.name, f"unreadable signature ({exc})")
+        except _UNREADABLE as exc:
+            return Verdict(False, self.name, f"unreadable signature ({type(exc).__name__})")
         if old_key is not None and old_key == new_key:
             # Identical features (a repeat up to case, punctuation or spacing): the checks
             # would find what they find when a side meets itself, at any distance.
