@@ -1088,30 +1088,24 @@ class _MissingIndex(Exception):
     """``FT.SEARCH`` found no index by that name (internal signal)."""
 
 
-def _row(entry_id: Any, dist: Any, payload: Any, max_distance: float) -> VectorMatch | None:
-    """One row as a match, or ``None`` when it lies beyond ``max_distance``.
+def _match(doc_id: Any, distance: float, payload: Any) -> VectorMatch:
+    """One row within reach as a match (``distance`` checked, not NaN).
 
     A document whose id is not UTF-8 is not one this store wrote (its ids are ASCII
     tokens): it comes back with an empty payload, which callers cannot decode (a cache
     counts it as an undecodable entry and tries its other candidates).
 
     Raises:
-        TypeError / ValueError / AttributeError: the row is not a search row (an id that
-            is not bytes, a distance that is not a number or is NaN, a payload that is
-            not bytes); the parsers map these to SerializationError.
+        TypeError / AttributeError: the payload or the id is not bytes (the parsers map
+            these to SerializationError).
     """
-    distance = float(dist)
-    if not distance <= max_distance:
-        if distance > max_distance:
-            return None
-        raise ValueError("the distance is NaN")
     if type(payload) is not bytes:
         raise TypeError(f"the payload is {type(payload).__name__}, not bytes")
     distance = 0.0 if distance < 0.0 else (2.0 if distance > 2.0 else distance)
     try:
-        return VectorMatch(entry_id.decode(), distance, payload)
+        return VectorMatch(doc_id.decode(), distance, payload)
     except UnicodeDecodeError:
-        return VectorMatch(entry_id.decode("utf-8", "backslashreplace"), distance, b"")
+        return VectorMatch(doc_id.decode("utf-8", "backslashreplace"), distance, b"")
 
 
 def _parse_script_reply(
@@ -1122,7 +1116,7 @@ def _parse_script_reply(
 
     Raises:
         SerializationError: the reply is not one the script returns (a row of another
-            shape, an id that is not UTF-8, a distance that is not a number).
+            shape, a distance that is not a number or is NaN).
     """
     try:
         matches: list[VectorMatch] = []
@@ -1134,10 +1128,12 @@ def _parse_script_reply(
             if payload is None or dist is None:
                 skipped += 1  # expired (not reclaimed yet) or deleted meanwhile
                 continue
-            match = _row(reply[i][id_start:], dist, payload, max_distance)
-            if match is None:
-                return matches, rows, skipped, True
-            matches.append(match)
+            distance = float(dist)
+            if not distance <= max_distance:  # beyond, or NaN (which passes every bound)
+                if distance > max_distance:
+                    return matches, rows, skipped, True
+                raise ValueError("the distance is NaN")
+            matches.append(_match(reply[i][id_start:], distance, payload))
         return matches, rows, skipped, False
     except REPLY_SHAPE_ERRORS as exc:
         raise malformed_reply(exc, "FT.SEARCH script") from exc
@@ -1153,53 +1149,48 @@ def _parse_search(
         whether a row beyond max_distance was met)``.
 
     Raises:
-        SerializationError: the reply is not a search reply of this store's documents
-            (another shape, a document id that is not UTF-8, a distance that is not a
-            number): foreign data in the index, counted by caches as a miss.
+        SerializationError: the reply is not a search reply (another shape, a distance
+            that is not a number or is NaN): caches count it as a miss.
     """
     try:
-        return _parse_search_rows(reply, id_start, max_distance)
+        matches: list[VectorMatch] = []
+        skipped = 0
+        if isinstance(reply, dict):
+            results = reply.get(_B_RESULTS) or ()
+            rows = len(results)
+            pairs: Any = ((row.get(b"id", b""), row.get(_B_ATTRS)) for row in results)
+        else:
+            rows = (len(reply) - 1) // 2
+            pairs = zip(reply[1::2], reply[2::2], strict=False)
+        for doc_id, fields in pairs:
+            if not fields:
+                # An expired key not reclaimed yet: the document is still indexed, but its
+                # fields can no longer be loaded.
+                skipped += 1
+                continue
+            if isinstance(fields, dict):
+                payload = fields.get(_B_PAYLOAD)
+                dist = fields.get(_B_DIST)
+            else:
+                payload = dist = None
+                for i in range(0, len(fields) - 1, 2):
+                    if fields[i] == _B_PAYLOAD:
+                        payload = fields[i + 1]
+                    elif fields[i] == _B_DIST:
+                        dist = fields[i + 1]
+            if payload is None or dist is None:
+                skipped += 1
+                continue
+            distance = float(dist)
+            if not distance <= max_distance:  # beyond, or NaN (which passes every bound)
+                if distance > max_distance:
+                    # Rows come sorted by distance: the rest is farther still.
+                    return matches, rows, skipped, True
+                raise ValueError("the distance is NaN")
+            matches.append(_match(doc_id[id_start:], distance, payload))
+        return matches, rows, skipped, False
     except REPLY_SHAPE_ERRORS as exc:
         raise malformed_reply(exc, "FT.SEARCH") from exc
-
-
-def _parse_search_rows(
-    reply: Any, id_start: int, max_distance: float
-) -> tuple[list[VectorMatch], int, int, bool]:
-    matches: list[VectorMatch] = []
-    skipped = 0
-    if isinstance(reply, dict):
-        results = reply.get(_B_RESULTS) or ()
-        rows = len(results)
-        pairs: Any = ((row.get(b"id", b""), row.get(_B_ATTRS)) for row in results)
-    else:
-        rows = (len(reply) - 1) // 2
-        pairs = zip(reply[1::2], reply[2::2], strict=False)
-    for doc_id, fields in pairs:
-        if not fields:
-            # An expired key not reclaimed yet: the document is still indexed, but its
-            # fields can no longer be loaded.
-            skipped += 1
-            continue
-        if isinstance(fields, dict):
-            payload = fields.get(_B_PAYLOAD)
-            dist = fields.get(_B_DIST)
-        else:
-            payload = dist = None
-            for i in range(0, len(fields) - 1, 2):
-                if fields[i] == _B_PAYLOAD:
-                    payload = fields[i + 1]
-                elif fields[i] == _B_DIST:
-                    dist = fields[i + 1]
-        if payload is None or dist is None:
-            skipped += 1
-            continue
-        # Rows come sorted by distance: past max_distance the rest is farther still.
-        match = _row(doc_id[id_start:], dist, payload, max_distance)
-        if match is None:
-            return matches, rows, skipped, True
-        matches.append(match)
-    return matches, rows, skipped, False
 
 
 #: One page of KNN rows: (matches, rows returned, expired rows skipped, rows beyond the
