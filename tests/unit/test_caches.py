@@ -11,7 +11,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.outputs import Generation
 
 from llmemo import ExactCache, LangChainEmbedder, SemanticCache, codec, keys
-from llmemo.errors import ConfigurationError
+from llmemo.errors import ConfigurationError, SerializationError
 from llmemo.stores.memory import MemoryKeyStore, MemoryVectorStore
 from llmemo.verify import Candidate, Verdict
 
@@ -618,3 +618,19 @@ async def test_a_vector_query_reply_the_parser_refuses_is_a_counted_miss(
     if exact_first:  # the exact entry is still served
         hit = await cache.alookup(FRANCE, LLM)
         assert hit is not None and hit.value == "Paris"
+
+
+class UnreadableKeyStore(MemoryKeyStore):
+    """A key store whose reads meet a reply it cannot read."""
+
+    async def get(self, key: str) -> bytes | None:
+        raise SerializationError("malformed GET reply (TypeError: an int, not bytes)")
+
+
+async def test_a_key_store_reply_it_cannot_read_is_a_counted_miss() -> None:
+    cache = ExactCache(UnreadableKeyStore())
+    for number in range(1, 13):  # more than the breaker's threshold
+        assert await cache.alookup("prompt", LLM) is None
+        assert cache.stats.decode_errors == number
+    assert cache.stats.errors == 0
+    assert cache.runtime.store_guard.breaker.state == "closed"
