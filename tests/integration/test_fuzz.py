@@ -337,11 +337,18 @@ def stored_bytes(draw: st.DrawFn) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
+EXACT_FACES = [
+    "memory-sync",
+    "memory-async",
+    pytest.param("redis-sync", marks=pytest.mark.redis),
+    pytest.param("redis-async", marks=pytest.mark.redis),
+]
+
+
+@pytest.mark.parametrize("faces", EXACT_FACES, indirect=True)
 def test_arbitrary_stored_bytes_are_hits_or_counted_misses(
     faces: Faces, unique_prefix: str, request: pytest.FixtureRequest
 ) -> None:
-    if isinstance(faces.cache, InMemorySemanticCache):
-        pytest.skip("entries of a semantic cache live in its vector store")
     write = raw_writer(faces.cache, request)
     namespace = unique_prefix if isinstance(faces.cache, RedisCache) else "llmemo"
 
