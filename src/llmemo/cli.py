@@ -16,6 +16,7 @@ load inside the subcommand that needs them.
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import re
 import sys
@@ -33,6 +34,7 @@ from llmemo.errors import (
     ConfigurationError,
     LlmemoError,
     MissingDependencyError,
+    WrongTypeError,
 )
 
 if TYPE_CHECKING:
@@ -538,22 +540,82 @@ def _unknown(target: _Target, url: str, indexes: _Indexes | None = None) -> Llme
 # -- subcommands ---------------------------------------------------------------------------
 
 
+#: A published counter: a sum of positive increments, at most 30 ASCII digits (int() would
+#: accept signs, other Unicode digits, underscores and spaces, and refuse 4,300+ digits).
+_COUNTER = re.compile(rb"[0-9]{1,30}")
+
+
+@dataclass
+class _Counters:
+    """What could be read of a ``{root}:v1:stats`` hash.
+
+    Attributes:
+        counts: Counter name -> value.
+        updated_at: When they were last published (unix seconds), if readable.
+        unreadable: Printable names of the fields that could not be read.
+    """
+
+    counts: dict[str, int] = field(default_factory=dict)
+    updated_at: float | None = None
+    unreadable: list[str] = field(default_factory=list)
+
+
+def _read_counters(raw: Any) -> _Counters:
+    """Read the counters caches publish (``HGETALL`` reply: field -> value, as bytes).
+
+    Anything else in the hash (another writer's fields, names or values that are not
+    UTF-8, values that are not whole numbers, a timestamp that is not a finite number)
+    is listed in :attr:`_Counters.unreadable` instead of failing; never raises.
+    """
+    found = _Counters()
+    items = raw.items() if isinstance(raw, dict) else ()
+    for name, value in items:
+        if not isinstance(name, bytes):
+            found.unreadable.append(repr(name)[:40])
+            continue
+        label = name.decode("utf-8", "backslashreplace")
+        label = label if len(label) <= 40 else label[:40] + "..."
+        if not isinstance(value, bytes):
+            found.unreadable.append(label)
+        elif name == b"updated_at":
+            try:
+                when = float(value.decode("ascii"))
+            except (UnicodeDecodeError, ValueError):
+                when = math.nan
+            if math.isfinite(when):
+                found.updated_at = when
+            else:
+                found.unreadable.append(label)
+        elif _COUNTER.fullmatch(value) and label.isidentifier():
+            found.counts[label] = int(value)
+        else:
+            found.unreadable.append(label)
+    found.unreadable.sort()
+    return found
+
+
 def _print_counters(client: Any, root: str, out: Any) -> None:
     """The counters the caches published to ``{root}:v1:stats`` (every 10 s, summed over
-    every process using the cache), or a line saying there are none yet."""
+    every process using the cache), or a line saying there are none yet. Fields that
+    cannot be read (another writer's data) are named, not fatal."""
     from llmemo.stores.redis._errors import map_redis_errors
 
-    with map_redis_errors("HGETALL"):
-        raw = client.hgetall(f"{root}:v1:stats")
-    fields = {k.decode(): v.decode() for k, v in raw.items()}
-    if not fields:
+    stats_key = f"{root}:{keys.KEY_SCHEMA}:stats"
+    try:
+        with map_redis_errors("HGETALL"):
+            raw = client.hgetall(stats_key)
+    except WrongTypeError:
+        print(f"  counters:    unreadable ({stats_key!r} is not a hash)", file=out)
+        return
+    found = _read_counters(raw)
+    counts = found.counts
+    if not counts and found.updated_at is None and not found.unreadable:
         print(
             "  counters:    none published (caches with publish_stats=True publish them "
             "every 10 s of use)",
             file=out,
         )
         return
-    counts = {k: int(v) for k, v in fields.items() if k != "updated_at" and v.lstrip("-").isdigit()}
     hits = counts.get("exact_hits", 0) + counts.get("semantic_hits", 0)
     misses = counts.get("misses", 0)
     rate = f" ({hits / (hits + misses):.0%} hit rate)" if hits + misses else ""
@@ -561,9 +623,17 @@ def _print_counters(client: Any, root: str, out: Any) -> None:
     for name in sorted(counts):
         if counts[name] and name not in ("exact_hits", "semantic_hits", "misses"):
             print(f"    {name}: {counts[name]:,}", file=out)
-    if "updated_at" in fields:
-        age = time.time() - float(fields["updated_at"])
+    if found.updated_at is not None:
+        age = time.time() - found.updated_at
         print(f"  counters published {age:,.0f} s ago", file=out)
+    if found.unreadable:
+        shown = ", ".join(found.unreadable[:8])
+        more = f" and {len(found.unreadable) - 8} more" if len(found.unreadable) > 8 else ""
+        print(
+            f"  unreadable:  {len(found.unreadable)} field(s) of {stats_key!r} skipped "
+            f"(not written by llmemo?): {shown}{more}",
+            file=out,
+        )
 
 
 def _cmd_stats(args: argparse.Namespace) -> int:

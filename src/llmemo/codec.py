@@ -69,6 +69,8 @@ def _dumps(envelope: dict[str, Any]) -> bytes:
         text = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise SerializationError(f"value is not JSON-serializable: {exc}") from exc
+    except RecursionError as exc:
+        raise SerializationError("value is nested too deep to encode") from exc
     if _LONG_DIGITS.search(text):
         # Mark entries that may hold integers beyond 64 bits (orjson would read them as
         # floats): the mark sits right after the version, where decode() checks for it.
@@ -359,44 +361,55 @@ def _parse(payload: bytes) -> Any:
         raise _fail("not UTF-8 JSON") from exc
 
 
+#: What hostile or foreign data can make decoding raise past the checks below (a number too
+#: large for a float, nesting deeper than the recursion limit, a value of an unexpected
+#: type met by LangChain's constructors): mapped to SerializationError at one boundary.
+_DATA_ERRORS = (TypeError, ValueError, LookupError, ArithmeticError, RecursionError)
+
+
 def decode(payload: bytes) -> DecodedEntry:
     """Decode an entry written by :func:`encode` or :func:`encode_generations`.
 
     Raises:
         SerializationError: for anything that is not a well-formed entry of this
             version: bad UTF-8 or JSON, another schema version, an unknown kind, a class
-            outside the allow-list, fields of the wrong type. Never executes code named
-            in the payload.
+            outside the allow-list, fields of the wrong type, a timestamp that is not a
+            finite float (e.g. a 400-digit integer), nesting too deep for Python. Nothing
+            else, whatever the bytes. Never executes code named in the payload.
     """
-    envelope = _parse(payload)
-    if not isinstance(envelope, dict):
-        raise _fail("not an object")
-    if envelope.get("v") != CODEC_VERSION:
-        raise _fail(f"schema version {envelope.get('v')!r} is not {CODEC_VERSION}")
-    written_at = envelope.get("t")
-    if (
-        not isinstance(written_at, (int, float))
-        or isinstance(written_at, bool)
-        or not math.isfinite(written_at)
-    ):
-        raise _fail("no timestamp")
-    kind = envelope.get("k")
-    if kind == "json":
-        if "d" not in envelope:
-            raise _fail("no data")
-        return DecodedEntry(envelope["d"], float(written_at), _signature(envelope))
-    if kind != "lc":
-        raise _fail(f"unknown kind {kind!r}")
-    data = envelope.get("d")
-    if not isinstance(data, list):
-        raise _fail("generations are not a list")
     try:
+        envelope = _parse(payload)
+        if not isinstance(envelope, dict):
+            raise _fail("not an object")
+        if envelope.get("v") != CODEC_VERSION:
+            raise _fail(f"schema version {envelope.get('v')!r} is not {CODEC_VERSION}")
+        written_at = envelope.get("t")
+        if (
+            not isinstance(written_at, (int, float))
+            or isinstance(written_at, bool)
+            or not math.isfinite(written_at)  # OverflowError for an int beyond floats
+        ):
+            raise _fail("no timestamp")
+        kind = envelope.get("k")
+        if kind == "json":
+            if "d" not in envelope:
+                raise _fail("no data")
+            return DecodedEntry(envelope["d"], float(written_at), _signature(envelope))
+        if kind != "lc":
+            raise _fail(f"unknown kind {kind!r}")
+        data = envelope.get("d")
+        if not isinstance(data, list):
+            raise _fail("generations are not a list")
         generations = [_decode_generation(item) for item in data]
-    except SerializationError:
-        raise
-    except (TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
-        raise _fail(f"invalid fields: {exc}") from exc
-    return DecodedEntry(generations, float(written_at), _signature(envelope))
+        return DecodedEntry(generations, float(written_at), _signature(envelope))
+    except _DATA_ERRORS as exc:  # pydantic's ValidationError is a ValueError
+        raise _fail(f"invalid data ({type(exc).__name__}: {_short(exc)})") from exc
+
+
+def _short(exc: BaseException) -> str:
+    # A message can quote the hostile data (a 400-digit number): keep log lines short.
+    text = str(exc)
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 def _signature(envelope: dict[str, Any]) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import importlib
+import io
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -24,7 +25,7 @@ import redis
 from langchain_core.outputs import Generation
 
 from echo_model import EchoChatModel, answer_to, invoker, prompt_of
-from llmemo import ExactCache, FailurePolicy, MemoryKeyStore, codec, keys
+from llmemo import ExactCache, FailurePolicy, MemoryKeyStore, cli, codec, keys
 from llmemo.langchain import InMemoryCache, LangChainCache, RedisCache, RedisSemanticCache
 from llmemo.text import split_prompt
 
@@ -114,6 +115,15 @@ def bad_payloads(canary: Canary) -> dict[str, bytes]:
         "bad-usage": envelope([ai_generation(usage_metadata={"input_tokens": "many"})]),
         "generation-text-not-str": envelope([{"c": "Generation", "i": None, "x": 42}]),
         "deeply-nested": b"[" * 100_000 + b"]" * 100_000,
+        "deeply-nested-metadata": b'{"v":1,"t":1,"k":"lc","d":[{"c":"Generation","i":{"x":'
+        + b"[" * 5_000
+        + b"]" * 5_000
+        + b'},"x":"x"}]}',
+        # A timestamp beyond floats (OverflowError once); the second carries the mark
+        # that sends entries with long digit runs to the stdlib parser.
+        "huge-timestamp": b'{"v":1,"t":' + b"9" * 400 + b',"k":"json","d":"x"}',
+        "huge-timestamp-marked": b'{"v":1,"n":1,"t":' + b"9" * 400 + b',"k":"lc","d":[]}',
+        "nan-timestamp": b'{"v":1,"t":NaN,"k":"lc","d":[]}',
     }
 
 
@@ -283,7 +293,14 @@ async def test_a_json_entry_under_a_langchain_key_counts_as_a_miss(unique_prefix
 # ---------------------------------------------------------------------------------------
 
 LLM = "semantic-llm"
-SEMANTIC_BAD = ["garbage", "unknown-version", "message-class-outside-allow-list", "raw-pickle"]
+SEMANTIC_BAD = [
+    "garbage",
+    "unknown-version",
+    "message-class-outside-allow-list",
+    "raw-pickle",
+    "huge-timestamp-marked",
+    "deeply-nested-metadata",
+]
 
 
 @pytest.fixture
@@ -398,4 +415,200 @@ async def test_vector_set_keys_of_another_type_are_counted_misses(
             assert cache.stats.breaker_opens == 0
         finally:
             for key in client.scan_iter(match=f"{unique_prefix}*", count=1000):
+                client.unlink(key)
+
+
+# ---------------------------------------------------------------------------------------
+# Foreign members of a partition: ids that are not UTF-8, replies of other shapes
+# ---------------------------------------------------------------------------------------
+
+FOREIGN_ID = b"\xff\xfe-not-utf8"
+
+
+def plant_foreign_member(
+    client: redis.Redis, cache: RedisSemanticCache, prompt: str, *, keep_own: bool
+) -> None:
+    """Put a member whose id is not UTF-8 where ``prompt``'s entry is (same partition,
+    same vector, a well-formed payload); remove ``prompt``'s own entry unless
+    ``keep_own``."""
+    entry_key, set_key = semantic_keys(cache, prompt)
+    entry_id = keys.prompt_id(prompt)
+    foreign_key = entry_key.encode()[: -len(entry_id)] + FOREIGN_ID
+    payload = codec.encode([Generation(text="served from a foreign member")], written_at=1.0)
+    if cache.vector_backend == "redisearch":
+        fields = client.hgetall(entry_key)
+        client.hset(foreign_key, mapping={**fields, b"payload": payload})
+        if not keep_own:
+            client.unlink(entry_key)
+    else:
+        vector = client.execute_command("VEMB", set_key, entry_id)
+        client.execute_command("VADD", set_key, "VALUES", len(vector), *vector, FOREIGN_ID)
+        client.set(foreign_key, payload)
+        if not keep_own:
+            client.execute_command("VREM", set_key, entry_id)
+            client.unlink(entry_key)
+
+
+@pytest.mark.parametrize("backend", SEMANTIC_BACKENDS)
+@pytest.mark.parametrize("exact_first", [True, False], ids=["exact-first", "vector-only"])
+async def test_a_member_id_that_is_not_utf8_is_a_counted_miss(
+    redis_url: str, unique_prefix: str, backend: str, exact_first: bool
+) -> None:
+    # Another writer's member in our partition whose id is not UTF-8 (UnicodeDecodeError
+    # out of the reply parser once): a miss counted in decode_errors, never its payload
+    # served, never a backend error or an open circuit.
+    cache = RedisSemanticCache(
+        ConceptEmbeddings(), redis_url, prefix=unique_prefix, name=unique_prefix,
+        vector_backend=backend, exact_first=exact_first, policy=PATIENT,
+    )  # fmt: skip
+    with redis.Redis.from_url(redis_url) as client:
+        try:
+            await cache.aupdate(FRANCE, LLM, [Generation(text="Paris")])
+            plant_foreign_member(client, cache, FRANCE, keep_own=False)
+            for number in range(1, 13):  # more than the breaker's threshold
+                assert await cache.alookup(FRANCE_PARAPHRASE, LLM) is None
+                assert cache.stats.decode_errors == number
+            assert cache.stats.errors == 0
+            assert cache.stats.breaker_opens == 0
+            # Through a model: the model answers.
+            chat = EchoChatModel(cache=cache)
+            question = "What's the capital of France?"
+            assert (await chat.ainvoke(question)).content == answer_to(question)
+            assert chat.calls == 1
+        finally:
+            await cache.aclose()
+            for key in client.scan_iter(match=f"{unique_prefix}*", count=1000):
+                client.unlink(key)
+            if backend == "redisearch":
+                client.execute_command("FT.DROPINDEX", unique_prefix)
+
+
+@pytest.mark.parametrize("backend", SEMANTIC_BACKENDS)
+async def test_a_foreign_member_leaves_the_other_candidates_usable(
+    redis_url: str, unique_prefix: str, backend: str
+) -> None:
+    cache = RedisSemanticCache(
+        ConceptEmbeddings(), redis_url, prefix=unique_prefix, name=unique_prefix,
+        vector_backend=backend, candidates=2, policy=PATIENT,
+    )  # fmt: skip
+    with redis.Redis.from_url(redis_url) as client:
+        try:
+            await cache.aupdate(FRANCE, LLM, [Generation(text="Paris")])
+            plant_foreign_member(client, cache, FRANCE, keep_own=True)
+            # The two are equally near: whichever comes first, ours is served.
+            assert await cache.alookup(FRANCE_PARAPHRASE, LLM) == [Generation(text="Paris")]
+            assert cache.stats.semantic_hits == 1
+            assert cache.stats.decode_errors <= 1
+            assert cache.stats.errors == 0
+        finally:
+            await cache.aclose()
+            for key in client.scan_iter(match=f"{unique_prefix}*", count=1000):
+                client.unlink(key)
+            if backend == "redisearch":
+                client.execute_command("FT.DROPINDEX", unique_prefix)
+
+
+@pytest.mark.redisearch
+@pytest.mark.parametrize("exact_first", [True, False], ids=["exact-first", "vector-only"])
+async def test_a_foreign_index_whose_info_is_not_utf8_fails_no_lookup(
+    redis_url: str, unique_prefix: str, exact_first: bool
+) -> None:
+    # Another tool's index under this cache's index name, with a field name that is not
+    # UTF-8: its FT.INFO is unreadable (UnicodeDecodeError out of the lookup once). It is
+    # an index of another schema, so a lookup is a miss, never an exception.
+    cache = RedisSemanticCache(
+        ConceptEmbeddings(), redis_url, prefix=unique_prefix, name=unique_prefix,
+        vector_backend="redisearch", exact_first=exact_first, policy=PATIENT,
+    )  # fmt: skip
+    index = cache.core().store.name  # type: ignore[attr-defined]
+    with redis.Redis.from_url(redis_url) as client:
+        client.execute_command(
+            "FT.CREATE", index, "ON", "HASH", "PREFIX", 1, f"{unique_prefix}:foreign:",
+            "SCHEMA", b"\xff\xfe", "TEXT",
+        )  # fmt: skip
+        try:
+            for _ in range(3):
+                assert await cache.alookup(FRANCE_PARAPHRASE, LLM) is None
+            assert cache.stats.exact_hits + cache.stats.semantic_hits == 0
+        finally:
+            await cache.aclose()
+            client.execute_command("FT.DROPINDEX", index)
+            for key in client.scan_iter(match=f"{unique_prefix}*", count=1000):
+                client.unlink(key)
+
+
+# ---------------------------------------------------------------------------------------
+# `llmemo stats` reading a hostile counters hash
+# ---------------------------------------------------------------------------------------
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    """Run the ``llmemo`` command in-process; return ``(exit code, stdout, stderr)``."""
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "stdout", out)
+        patch.setattr(sys, "stderr", err)
+        code = cli.main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+HOSTILE_STATS = {
+    b"exact_hits": b"5",
+    b"semantic_hits": b"2",
+    b"misses": b"\xff\xfe",  # not UTF-8
+    b"\xfe\xffname": b"3",  # a field name that is not UTF-8
+    b"writes": b"9" * 5000,  # beyond int()'s digit limit
+    b"decode_errors": "\u00b2".encode(),  # "²": str.isdigit() says yes, int() says no
+    b"breaker_opens": b"1.5",
+    b"errors_backend": b"-2",  # counters are sums of increments
+    b"writes_dropped": b"4",
+    b"updated_at": b"1e400",  # infinite
+}
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(
+    "planted",
+    [HOSTILE_STATS, {b"updated_at": b"soon", b"exact_hits": b"1"}, "a string, not a hash"],
+    ids=["hostile-fields", "bad-timestamp", "another-type"],
+)
+def test_stats_prints_what_it_can_read_of_a_hostile_counters_hash(
+    redis_url: str, unique_prefix: str, planted: Any
+) -> None:
+    cache = RedisCache(redis_url, prefix=unique_prefix, policy=PATIENT)
+    stats_key = f"{unique_prefix}:v1:stats"
+    with redis.Redis.from_url(redis_url) as client:
+        try:
+            cache.update("p", "llm", [Generation(text="x")])  # so that the cache exists
+            if isinstance(planted, dict):
+                client.hset(stats_key, mapping=planted)
+            else:
+                client.set(stats_key, planted)
+            code, out, err = run_cli("stats", "--redis-url", redis_url, "--prefix", unique_prefix)
+            assert code == 0, err
+            assert "Traceback" not in err
+            assert "entries:     1" in out  # what came before the counters is there
+            if planted is HOSTILE_STATS:
+                assert "lookups:     7 hits" in out  # the readable counters are shown
+                assert "writes_dropped: 4" in out
+                assert "unreadable" in out
+                unreadable = (
+                    "misses",
+                    "writes",
+                    "decode_errors",
+                    "breaker_opens",
+                    "errors_backend",
+                )
+                for name in unreadable:
+                    assert name in out.split("unreadable", 1)[1], name
+                assert "\\xfe\\xffname" in out  # named, escaped
+                assert "published" not in out  # no age from an infinite timestamp
+            elif isinstance(planted, dict):
+                assert "lookups:     1 hits" in out
+                assert "unreadable" in out and "updated_at" in out
+            else:
+                assert "unreadable" in out and "not a hash" in out
+        finally:
+            cache.close()
+            for key in client.scan_iter(match=f"{unique_prefix}:*", count=1000):
                 client.unlink(key)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 from langchain_core.messages import AIMessage, AIMessageChunk, ChatMessage, HumanMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, Generation, GenerationChunk
 
-from llmemo import ConfigurationError, ExactCache, MemoryKeyStore, SerializationError
+from llmemo import ConfigurationError, ExactCache, MemoryKeyStore, SerializationError, codec
 from llmemo.langchain import InMemoryCache, InMemorySemanticCache, LangChainCache, RedisCache
 
 from fakes import ConceptEmbeddings
@@ -302,3 +303,85 @@ def test_megabyte_prompt_and_generation_on_redis(redis_url: str, unique_prefix: 
     finally:
         cache.clear()
         cache.close()
+
+
+# ---------------------------------------------------------------------------------------
+# Whatever bytes sit under a cache's key: a hit of a well-formed entry, or a counted miss
+# ---------------------------------------------------------------------------------------
+
+huge_int = st.integers(min_value=10**19, max_value=10**400)
+hostile_json = st.recursive(
+    json_scalar | huge_int,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(any_text, inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@st.composite
+def stored_bytes(draw: st.DrawFn) -> bytes:
+    """Arbitrary bytes, or an envelope of this version with hostile fields."""
+    if draw(st.booleans()):
+        return draw(st.binary(max_size=120))
+    envelope = {
+        "v": draw(st.just(1) | hostile_json),
+        "t": draw(st.just(1.0) | huge_int | hostile_json),
+        "k": draw(st.sampled_from(["lc", "json"]) | hostile_json),
+        "d": draw(hostile_json),
+    }
+    nested = draw(st.sampled_from([0, 0, 2000, 50_000]))
+    text = json.dumps(envelope, ensure_ascii=False)
+    if nested:
+        text = text[:-1] + ',"s":' + "[" * nested + "]" * nested + "}"
+    if draw(st.booleans()):
+        text = '{"v":1,"n":1,' + text[1:]
+    return text.encode("utf-8", "surrogatepass")
+
+
+EXACT_FACES = [
+    "memory-sync",
+    "memory-async",
+    pytest.param("redis-sync", marks=pytest.mark.redis),
+    pytest.param("redis-async", marks=pytest.mark.redis),
+]
+
+
+@pytest.mark.parametrize("faces", EXACT_FACES, indirect=True)
+def test_arbitrary_stored_bytes_are_hits_or_counted_misses(
+    faces: Faces, unique_prefix: str, request: pytest.FixtureRequest
+) -> None:
+    write = raw_writer(faces.cache, request)
+    namespace = unique_prefix if isinstance(faces.cache, RedisCache) else "llmemo"
+
+    @FUZZ
+    @given(prompt=any_text, payload=stored_bytes())
+    def planted(prompt: str, payload: bytes) -> None:
+        llm = faces.fresh("llm")
+        write(ExactCache(MemoryKeyStore(), namespace=namespace).key(prompt, llm), payload)
+        errors = faces.cache.stats.decode_errors
+        try:
+            expected = codec.decode(payload).value
+        except SerializationError:
+            expected = None
+        found = faces.lookup(prompt, llm)  # never raises
+        if expected is None or not isinstance(expected, list) or not expected:
+            assert found is None
+        assert faces.cache.stats.decode_errors == errors + (expected is None)
+
+    planted()
+    assert faces.cache.stats.errors == 0
+
+
+def raw_writer(
+    cache: LangChainCache, request: pytest.FixtureRequest
+) -> Callable[[str, bytes], Any]:
+    """A function writing raw bytes under a key of ``cache``'s store."""
+    if isinstance(cache, RedisCache):
+        client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+        request.addfinalizer(client.close)
+        return client.set
+    store = cache.core().store  # shared by every loop and thread
+
+    def write(key: str, payload: bytes) -> None:
+        asyncio.run(store.set(key, payload))
+
+    return write

@@ -11,7 +11,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.outputs import Generation
 
 from llmemo import ExactCache, LangChainEmbedder, SemanticCache, codec, keys
-from llmemo.errors import ConfigurationError, SchemaMismatchError
+from llmemo.errors import ConfigurationError, SchemaMismatchError, SerializationError
 from llmemo.policy import FailurePolicy
 from llmemo.stores.memory import MemoryKeyStore, MemoryVectorStore
 from llmemo.verify import Candidate, Verdict
@@ -578,3 +578,65 @@ async def test_a_repeated_prompt_is_parsed_once_and_located_as_a_new_one_is(
     else:
         assert splits.count(short) == calls
     assert splits.count(long) == calls
+
+
+class HostileReplyStore(MemoryVectorStore):
+    """A memory store whose vector queries get a reply that the real Redis reply parser
+    refuses (a NaN distance), as ``search`` or pipelined with the exact probe."""
+
+    @staticmethod
+    def _hostile(max_distance: float) -> Any:
+        from llmemo.stores.redis.search import _parse_search
+
+        reply = [1, b"e-1", [b"payload", b"x", b"dist", b"nan"]]
+        return _parse_search(reply, 0, max_distance)[0]
+
+    async def search(
+        self, partition: str, vector: Any, *, k: int = 1, max_distance: float = 2.0
+    ) -> Any:
+        return self._hostile(max_distance)
+
+
+class HostileProbingStore(HostileReplyStore):
+    async def get_or_search(
+        self, partition: str, entry_id: str, vector: Any, *, k: int = 1, max_distance: float = 2.0
+    ) -> Any:
+        payload = await self.get(partition, entry_id)
+        if payload is not None:  # as the Redis stores: the reply is parsed only if needed
+            return payload, []
+        return payload, self._hostile(max_distance)
+
+
+@pytest.mark.parametrize("store_class", [HostileReplyStore, HostileProbingStore])
+@pytest.mark.parametrize("exact_first", [True, False])
+async def test_a_vector_query_reply_the_parser_refuses_is_a_counted_miss(
+    store_class: type[MemoryVectorStore], exact_first: bool
+) -> None:
+    embedder = LangChainEmbedder(ConceptEmbeddings())
+    cache = SemanticCache(store_class(), embedder, exact_first=exact_first)
+    await cache.aupdate(FRANCE, LLM, "Paris")
+    for number in range(1, 13):  # more than the breaker's threshold
+        assert await cache.alookup("Tell me the capital of France", LLM) is None
+        assert cache.stats.decode_errors == number
+    assert cache.stats.misses == 12
+    assert cache.stats.errors == 0
+    assert cache.runtime.store_guard.breaker.state == "closed"
+    if exact_first:  # the exact entry is still served
+        hit = await cache.alookup(FRANCE, LLM)
+        assert hit is not None and hit.value == "Paris"
+
+
+class UnreadableKeyStore(MemoryKeyStore):
+    """A key store whose reads meet a reply it cannot read."""
+
+    async def get(self, key: str) -> bytes | None:
+        raise SerializationError("malformed GET reply (TypeError: an int, not bytes)")
+
+
+async def test_a_key_store_reply_it_cannot_read_is_a_counted_miss() -> None:
+    cache = ExactCache(UnreadableKeyStore())
+    for number in range(1, 13):  # more than the breaker's threshold
+        assert await cache.alookup("prompt", LLM) is None
+        assert cache.stats.decode_errors == number
+    assert cache.stats.errors == 0
+    assert cache.runtime.store_guard.breaker.state == "closed"

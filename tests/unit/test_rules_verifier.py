@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -375,7 +378,7 @@ def test_bad_options_are_configuration_errors(options: dict[str, object]) -> Non
 
 def test_missing_stemmer_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "snowballstemmer", None)
-    monkeypatch.setattr(rules_module, "_stemmer", None)
+    monkeypatch.setattr(rules_module, "_local", threading.local())  # no stemmer built yet
     rules_module._stem.cache_clear()
     try:
         with pytest.raises(MissingDependencyError, match=r"pip install snowballstemmer"):
@@ -507,3 +510,101 @@ def test_one_verifier_shared_by_threads_decides_as_a_fresh_one_does() -> None:
         orders = [pairs, pairs[::-1], pairs[1::2] + pairs[::2], pairs]
         results = list(pool.map(lambda order: verdicts(shared, order), orders))
     assert all(result == expected for result in results)
+
+
+@pytest.fixture
+def cold_stems() -> Iterator[None]:
+    """Empty stem and lexicon caches, emptied again afterwards (nothing this test
+    computed, right or wrong, outlives it)."""
+    rules_module._stem.cache_clear()
+    rules_module._index.cache_clear()
+    yield
+    rules_module._stem.cache_clear()
+    rules_module._index.cache_clear()
+
+
+def test_sixteen_threads_stem_and_decide_as_one_thread_does(cold_stems: None) -> None:
+    # The Snowball stemmer keeps per-word state in the object: one shared by threads
+    # raised IndexError and returned (and cached, for the life of the process) the stem
+    # of another thread's word. From cold caches, 16 threads sign and decide every pair
+    # (both ways round, two distances) while Python switches threads as often as it can.
+    import snowballstemmer
+
+    pairs = [*ALL_PAIRS, *((b, a) for a, b in ALL_PAIRS)]
+    cases = [(a, b, d) for d in (0.05, 0.3) for a, b in pairs]
+
+    def verdicts(verifier: RulesVerifier, order: list[tuple[str, str, float]]) -> list[object]:
+        out = []
+        for cached, new, distance in order:
+            stored = json.loads(json.dumps(verifier.signature(cached)))
+            found = verifier.decide(new, verifier.signature(new), Candidate("e", distance, stored))
+            out.append((cached, new, distance, found.accepted, found.reason))
+        return sorted(out)
+
+    expected = verdicts(RulesVerifier(), cases)
+    expected_index = rules_module._index()
+    words = {w for text in {t for pair in pairs for t in pair} for w in text.lower().split()}
+    words |= {w for ws in lex_words() for w in ws}
+    reference = snowballstemmer.stemmer("english")
+    expected_stems = {w: reference.stemWord(w) for w in words}
+    rules_module._stem.cache_clear()
+    rules_module._index.cache_clear()
+
+    shared = RulesVerifier()
+    start = threading.Barrier(16)
+    errors: list[BaseException] = []
+
+    def run(n: int) -> list[object]:
+        order = cases[n * 37 % len(cases) :] + cases[: n * 37 % len(cases)]
+        start.wait()
+        try:
+            return verdicts(shared, order)
+        except BaseException as exc:
+            errors.append(exc)
+            raise
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            results = list(pool.map(run, range(16)))
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+    assert all(result == expected for result in results)
+    # What the caches keep is right too: every stem, and the lexicon index built by the
+    # first thread that needed it.
+    assert {w: rules_module._stem(w) for w in words} == expected_stems
+    assert rules_module._index() == expected_index
+
+
+def lex_words() -> list[Iterable[str]]:
+    """Every word of the lexicon that the verifier stems."""
+    from llmemo.verify import _lexicon as lex
+
+    out: list[Iterable[str]] = [lex.PREFIX_FALSE_FRIENDS, *lex.SYNONYMS]
+    for plus, minus in lex.AXES.values():
+        out += [[w for w in plus if "-" not in w], [w for w in minus if "-" not in w]]
+    return out
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        {"n": float("inf")},  # int(inf): OverflowError once
+        {"n": float("nan")},
+        {"p": [["open", float("inf")]]},
+        {"x": [[float("inf"), "base"]]},
+        {"i": [["p", 0, float("-inf")]]},
+    ],
+)
+def test_a_hostile_stored_signature_is_an_unreadable_one(hostile: dict[str, object]) -> None:
+    # A signature is stored data: one another writer planted is refused, not raised.
+    nested: list[object] = []
+    for _ in range(5000):
+        nested = [nested]
+    for fields in (hostile, {"w": nested}):
+        stored = {"v": rules_module.RULES_VERSION, "w": ["price"], "f": ".", **fields}
+        verdict = RulesVerifier().decide("price", None, Candidate("e", 0.1, stored))
+        assert not verdict.accepted
+        assert "unreadable signature" in verdict.reason

@@ -129,8 +129,9 @@ class ExactCache:
     async def _get(self, key: str) -> bytes | None:
         try:
             return await self.store.get(key)
-        except WrongTypeError:
-            # Not an entry of ours (another Redis type under our key): bad stored data.
+        except (WrongTypeError, SerializationError):
+            # Not an entry of ours (another Redis type under our key, or a reply the
+            # store could not read): bad stored data.
             self.runtime.stats.add("decode_errors")
             return None
 

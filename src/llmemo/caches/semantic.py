@@ -386,18 +386,21 @@ class SemanticCache:
             return await self.store.search(partition, vector, k=k, max_distance=threshold)
         except SchemaMismatchError:
             raise  # the stored index does not fit: a backend fault, for the failure policy
-        except (WrongTypeError, ConfigurationError) as exc:
+        except (WrongTypeError, SerializationError, ConfigurationError) as exc:
             self._count_unusable(exc)
             return []
 
-    def _count_unusable(self, error: WrongTypeError | ConfigurationError) -> None:
+    def _count_unusable(
+        self, error: WrongTypeError | SerializationError | ConfigurationError
+    ) -> None:
         """Count a lookup's vector query that failed on bad data, not an outage (the
-        lookup is then a miss): another Redis type under the partition's key
-        (``decode_errors``), or an embedder's vector the store refuses (zero, NaN:
-        ``embedder_errors``). A stored index or vector set of another dimension than the
-        embedder's (:class:`~llmemo.errors.SchemaMismatchError`) is a backend fault,
-        handled by the failure policy like any other."""
-        bad = "decode_errors" if isinstance(error, WrongTypeError) else "embedder_errors"
+        lookup is then a miss): another Redis type under the partition's key, or a reply
+        the store could not read (foreign data; both ``decode_errors``), or an
+        embedder's vector the store refuses (zero, NaN: ``embedder_errors``). A stored
+        index or vector set of another dimension than the embedder's
+        (:class:`~llmemo.errors.SchemaMismatchError`) is a backend fault, handled by the
+        failure policy like any other."""
+        bad = "embedder_errors" if isinstance(error, ConfigurationError) else "decode_errors"
         self.runtime.stats.add(bad)
 
     async def _get_or_search(
@@ -415,7 +418,7 @@ class SemanticCache:
             )
         except SchemaMismatchError:
             raise  # a backend fault, for the failure policy (see _search)
-        except (WrongTypeError, ConfigurationError) as exc:
+        except (WrongTypeError, SerializationError, ConfigurationError) as exc:
             self._count_unusable(exc)
             return None, []
         if isinstance(payload, WrongTypeError):

@@ -18,8 +18,11 @@ Conventions shared by every store:
 * **Errors**: stores raise the :mod:`llmemo.errors` backend errors
   (:class:`~llmemo.errors.BackendUnavailableError`,
   :class:`~llmemo.errors.BackendTimeoutError`, :class:`~llmemo.errors.CapabilityError`)
-  with the driver's exception as ``__cause__``; they never swallow errors. Turning an
-  error into a miss is the cache's policy, not the store's.
+  with the driver's exception as ``__cause__``; they never swallow errors. A reply a
+  store cannot read (foreign or hostile data: another shape, a number that is not one)
+  raises :class:`~llmemo.errors.SerializationError`, which caches count as undecodable
+  data (a miss), never as an outage. Turning an error into a miss is the cache's policy,
+  not the store's.
 * **Loop affinity**: a store holding loop-bound resources (a ``redis.asyncio`` pool) must
   only be used on the event loop that created it. In-memory stores are not loop-bound and
   may be shared by caches running on several loops and threads.

@@ -32,7 +32,10 @@ as ``TypeError``, and ``asyncio.CancelledError`` (a ``BaseException``, never cau
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Callable
 from types import TracebackType
+from typing import ParamSpec, TypeVar
 
 from redis import exceptions as rex
 
@@ -42,10 +45,18 @@ from llmemo.errors import (
     BackendUnavailableError,
     CapabilityError,
     LlmemoError,
+    SerializationError,
     WrongTypeError,
 )
 
-__all__ = ["DRIVER_ERRORS", "map_redis_errors", "translate"]
+__all__ = [
+    "DRIVER_ERRORS",
+    "REPLY_SHAPE_ERRORS",
+    "malformed_reply",
+    "map_redis_errors",
+    "reply_parser",
+    "translate",
+]
 
 #: The exception types :class:`map_redis_errors` translates. ``RedisClusterException`` does
 #: not derive from ``RedisError``; ``OSError`` covers raw socket/TLS errors that escape the
@@ -168,3 +179,42 @@ class map_redis_errors:
         tb: TracebackType | None,
     ) -> None:
         self.__exit__(exc_type, exc, tb)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: What llmemo's reply parsers may meet in a malformed or hostile reply (a value of an
+#: unexpected type or shape, bytes that are not UTF-8, a number out of range, nesting too
+#: deep): each parser maps these, and only these, to :class:`SerializationError`, which
+#: caches count as undecodable data (a miss), not as a backend failure.
+REPLY_SHAPE_ERRORS: tuple[type[Exception], ...] = (
+    TypeError,
+    ValueError,  # includes UnicodeDecodeError
+    LookupError,
+    AttributeError,
+    ArithmeticError,  # OverflowError
+    RecursionError,
+)
+
+
+def malformed_reply(exc: BaseException, command: str) -> SerializationError:
+    """The error for a ``command`` reply llmemo cannot read (raise it ``from exc``)."""
+    return SerializationError(f"malformed {command} reply ({type(exc).__name__}: {exc})")
+
+
+def reply_parser(command: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate a parser of ``command`` replies so that :data:`REPLY_SHAPE_ERRORS` come out
+    as :class:`SerializationError` (for parsers off the hot path; hot ones map inline)."""
+
+    def decorate(parse: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(parse)
+        def parsed(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return parse(*args, **kwargs)
+            except REPLY_SHAPE_ERRORS as exc:
+                raise malformed_reply(exc, command) from exc
+
+        return parsed
+
+    return decorate

@@ -54,6 +54,7 @@ from llmemo.errors import (
     CapabilityError,
     ConfigurationError,
     SchemaMismatchError,
+    SerializationError,
     WrongTypeError,
 )
 from llmemo.stores.base import Vector, VectorMatch
@@ -77,7 +78,14 @@ from llmemo.stores.redis._common import (
     unlink_matching,
     validate_name,
 )
-from llmemo.stores.redis._errors import DRIVER_ERRORS, map_redis_errors, translate
+from llmemo.stores.redis._errors import (
+    DRIVER_ERRORS,
+    REPLY_SHAPE_ERRORS,
+    malformed_reply,
+    map_redis_errors,
+    reply_parser,
+    translate,
+)
 
 if TYPE_CHECKING:
     from redis.asyncio.cluster import ClusterNode
@@ -235,10 +243,14 @@ def _fields(entry: Any) -> dict[str, Any]:
     return out
 
 
+@reply_parser("FT.INFO")
 def _parse_info(reply: Any) -> _Schema | None:
     """Extract this store's view of an index from an ``FT.INFO`` reply (RESP2 or RESP3).
 
     Returns ``None`` when the index has no vector field named ``vec``.
+
+    Raises:
+        SerializationError: the reply is not readable as an index description.
     """
     info = _fields(reply)
     definition = _fields(info.get("index_definition") or [])
@@ -550,7 +562,10 @@ class RedisSearchVectorStore:
             raise _search_error(exc, "FT.INFO") from exc
         except DRIVER_ERRORS as exc:
             raise translate(exc, "FT.INFO") from exc
-        return True, _parse_info(reply)
+        try:
+            return True, _parse_info(reply)
+        except SerializationError:
+            return True, None  # unreadable: not an index of this store's schema
 
     async def _create(self, index: str, node: ClusterNode | None, dimension: int) -> bool:
         """Create the index; return ``False`` if another writer created it first."""
@@ -1120,26 +1135,55 @@ class _MissingIndex(Exception):
     """``FT.SEARCH`` found no index by that name (internal signal)."""
 
 
+def _match(doc_id: Any, distance: float, payload: Any) -> VectorMatch:
+    """One row within reach as a match (``distance`` checked, not NaN).
+
+    A document whose id is not UTF-8 is not one this store wrote (its ids are ASCII
+    tokens): it comes back with an empty payload, which callers cannot decode (a cache
+    counts it as an undecodable entry and tries its other candidates).
+
+    Raises:
+        TypeError / AttributeError: the payload or the id is not bytes (the parsers map
+            these to SerializationError).
+    """
+    if type(payload) is not bytes:
+        raise TypeError(f"the payload is {type(payload).__name__}, not bytes")
+    distance = 0.0 if distance < 0.0 else (2.0 if distance > 2.0 else distance)
+    try:
+        return VectorMatch(doc_id.decode(), distance, payload)
+    except UnicodeDecodeError:
+        return VectorMatch(doc_id.decode("utf-8", "backslashreplace"), distance, b"")
+
+
 def _parse_script_reply(
     reply: Any, id_start: int, max_distance: float
 ) -> tuple[list[VectorMatch], int, int, bool]:
     """Parse the cluster search script's ``[id, distance, payload, ...]``, as
-    :func:`_parse_search` does an ``FT.SEARCH`` reply."""
-    matches: list[VectorMatch] = []
-    skipped = 0
-    rows = len(reply) // 3
-    for i in range(0, len(reply) - 2, 3):
-        payload = reply[i + 2]
-        dist = reply[i + 1]
-        if payload is None or dist is None:
-            skipped += 1  # expired (not reclaimed yet) or deleted meanwhile
-            continue
-        distance = float(dist)
-        if distance > max_distance:
-            return matches, rows, skipped, True
-        distance = 0.0 if distance < 0.0 else (2.0 if distance > 2.0 else distance)
-        matches.append(VectorMatch(reply[i][id_start:].decode(), distance, payload))
-    return matches, rows, skipped, False
+    :func:`_parse_search` does an ``FT.SEARCH`` reply.
+
+    Raises:
+        SerializationError: the reply is not one the script returns (a row of another
+            shape, a distance that is not a number or is NaN).
+    """
+    try:
+        matches: list[VectorMatch] = []
+        skipped = 0
+        rows = len(reply) // 3
+        for i in range(0, len(reply) - 2, 3):
+            payload = reply[i + 2]
+            dist = reply[i + 1]
+            if payload is None or dist is None:
+                skipped += 1  # expired (not reclaimed yet) or deleted meanwhile
+                continue
+            distance = float(dist)
+            if not distance <= max_distance:  # beyond, or NaN (which passes every bound)
+                if distance > max_distance:
+                    return matches, rows, skipped, True
+                raise ValueError("the distance is NaN")
+            matches.append(_match(reply[i][id_start:], distance, payload))
+        return matches, rows, skipped, False
+    except REPLY_SHAPE_ERRORS as exc:
+        raise malformed_reply(exc, "FT.SEARCH script") from exc
 
 
 def _parse_search(
@@ -1150,42 +1194,50 @@ def _parse_search(
     Returns:
         ``(matches within max_distance, rows in the reply, rows skipped as expired,
         whether a row beyond max_distance was met)``.
+
+    Raises:
+        SerializationError: the reply is not a search reply (another shape, a distance
+            that is not a number or is NaN): caches count it as a miss.
     """
-    matches: list[VectorMatch] = []
-    skipped = 0
-    if isinstance(reply, dict):
-        results = reply.get(_B_RESULTS) or ()
-        rows = len(results)
-        pairs: Any = ((row.get(b"id", b""), row.get(_B_ATTRS)) for row in results)
-    else:
-        rows = (len(reply) - 1) // 2
-        pairs = zip(reply[1::2], reply[2::2], strict=False)
-    for doc_id, fields in pairs:
-        if not fields:
-            # An expired key not reclaimed yet: the document is still indexed, but its
-            # fields can no longer be loaded.
-            skipped += 1
-            continue
-        if isinstance(fields, dict):
-            payload = fields.get(_B_PAYLOAD)
-            dist = fields.get(_B_DIST)
+    try:
+        matches: list[VectorMatch] = []
+        skipped = 0
+        if isinstance(reply, dict):
+            results = reply.get(_B_RESULTS) or ()
+            rows = len(results)
+            pairs: Any = ((row.get(b"id", b""), row.get(_B_ATTRS)) for row in results)
         else:
-            payload = dist = None
-            for i in range(0, len(fields) - 1, 2):
-                if fields[i] == _B_PAYLOAD:
-                    payload = fields[i + 1]
-                elif fields[i] == _B_DIST:
-                    dist = fields[i + 1]
-        if payload is None or dist is None:
-            skipped += 1
-            continue
-        distance = float(dist)
-        if distance > max_distance:
-            # Rows come sorted by distance: the rest is farther still.
-            return matches, rows, skipped, True
-        distance = 0.0 if distance < 0.0 else (2.0 if distance > 2.0 else distance)
-        matches.append(VectorMatch(doc_id[id_start:].decode(), distance, payload))
-    return matches, rows, skipped, False
+            rows = (len(reply) - 1) // 2
+            pairs = zip(reply[1::2], reply[2::2], strict=False)
+        for doc_id, fields in pairs:
+            if not fields:
+                # An expired key not reclaimed yet: the document is still indexed, but its
+                # fields can no longer be loaded.
+                skipped += 1
+                continue
+            if isinstance(fields, dict):
+                payload = fields.get(_B_PAYLOAD)
+                dist = fields.get(_B_DIST)
+            else:
+                payload = dist = None
+                for i in range(0, len(fields) - 1, 2):
+                    if fields[i] == _B_PAYLOAD:
+                        payload = fields[i + 1]
+                    elif fields[i] == _B_DIST:
+                        dist = fields[i + 1]
+            if payload is None or dist is None:
+                skipped += 1
+                continue
+            distance = float(dist)
+            if not distance <= max_distance:  # beyond, or NaN (which passes every bound)
+                if distance > max_distance:
+                    # Rows come sorted by distance: the rest is farther still.
+                    return matches, rows, skipped, True
+                raise ValueError("the distance is NaN")
+            matches.append(_match(doc_id[id_start:], distance, payload))
+        return matches, rows, skipped, False
+    except REPLY_SHAPE_ERRORS as exc:
+        raise malformed_reply(exc, "FT.SEARCH") from exc
 
 
 #: One page of KNN rows: (matches, rows returned, expired rows skipped, rows beyond the

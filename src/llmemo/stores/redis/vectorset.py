@@ -54,7 +54,13 @@ from llmemo.stores.redis._common import (
     ttl_to_ms,
     validate_name,
 )
-from llmemo.stores.redis._errors import DRIVER_ERRORS, map_redis_errors, translate
+from llmemo.stores.redis._errors import (
+    DRIVER_ERRORS,
+    REPLY_SHAPE_ERRORS,
+    malformed_reply,
+    map_redis_errors,
+    translate,
+)
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -526,12 +532,34 @@ class RedisVectorSetStore:
 
 
 def _matches(reply: Any, max_distance: float) -> list[VectorMatch]:
-    """The search script's flat reply (id, score, payload, ...) as matches within reach."""
-    matches: list[VectorMatch] = []
-    for i in range(0, len(reply) - 2, 3):
-        distance = 2.0 * (1.0 - float(reply[i + 1]))
-        if distance > max_distance:
-            break  # sorted by score: the rest is farther still
-        distance = 0.0 if distance < 0.0 else (2.0 if distance > 2.0 else distance)
-        matches.append(VectorMatch(reply[i].decode(), distance, reply[i + 2]))
-    return matches
+    """The search script's flat reply (id, score, payload, ...) as matches within reach.
+
+    An element whose name is not UTF-8 is not one this store wrote (its entry ids are
+    ASCII tokens): it comes back with an empty payload, which callers cannot decode (a
+    cache counts it as an undecodable entry and tries its other candidates).
+
+    Raises:
+        SerializationError: the reply is not one the script returns: a row of another
+            shape, a score that is not a number or is NaN, a payload that is not bytes.
+    """
+    try:
+        matches: list[VectorMatch] = []
+        for i in range(0, len(reply) - 2, 3):
+            distance = 2.0 * (1.0 - float(reply[i + 1]))
+            if not distance <= max_distance:
+                if distance > max_distance:
+                    break  # sorted by score: the rest is farther still
+                raise ValueError("the score is NaN")
+            payload = reply[i + 2]
+            if type(payload) is not bytes:
+                raise TypeError(f"the payload is {type(payload).__name__}, not bytes")
+            distance = 0.0 if distance < 0.0 else (2.0 if distance > 2.0 else distance)
+            element = reply[i]
+            try:
+                matches.append(VectorMatch(element.decode(), distance, payload))
+            except UnicodeDecodeError:
+                name = element.decode("utf-8", "backslashreplace")
+                matches.append(VectorMatch(name, distance, b""))
+        return matches
+    except REPLY_SHAPE_ERRORS as exc:
+        raise malformed_reply(exc, "VSIM script") from exc
