@@ -480,7 +480,7 @@ async def test_a_member_id_that_is_not_utf8_is_a_counted_miss(
             for key in client.scan_iter(match=f"{unique_prefix}*", count=1000):
                 client.unlink(key)
             if backend == "redisearch":
-                client.execute_command("FT.DROPINDEX", unique_prefix)
+                client.execute_command("FT.DROPINDEX", f"{unique_prefix}:v1:ix")
 
 
 @pytest.mark.parametrize("backend", SEMANTIC_BACKENDS)
@@ -505,7 +505,7 @@ async def test_a_foreign_member_leaves_the_other_candidates_usable(
             for key in client.scan_iter(match=f"{unique_prefix}*", count=1000):
                 client.unlink(key)
             if backend == "redisearch":
-                client.execute_command("FT.DROPINDEX", unique_prefix)
+                client.execute_command("FT.DROPINDEX", f"{unique_prefix}:v1:ix")
 
 
 @pytest.mark.redisearch
@@ -520,7 +520,7 @@ async def test_a_foreign_index_whose_info_is_not_utf8_fails_no_lookup(
         ConceptEmbeddings(), redis_url, prefix=unique_prefix, name=unique_prefix,
         vector_backend="redisearch", exact_first=exact_first, policy=PATIENT,
     )  # fmt: skip
-    index = cache.core().store.name  # type: ignore[attr-defined]
+    index = cache.core().store.index_name  # type: ignore[attr-defined]
     with redis.Redis.from_url(redis_url) as client:
         client.execute_command(
             "FT.CREATE", index, "ON", "HASH", "PREFIX", 1, f"{unique_prefix}:foreign:",
