@@ -26,9 +26,10 @@ from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
 from langchain_core.outputs import Generation
 
 from llmemo import codec
+from llmemo.adapters import _runwatch
 from llmemo.adapters._singleflight import RECENT, SingleFlight
 from llmemo.adapters._sync import PerLoop, loop_running_here, run_now, run_sync
-from llmemo.caches.base import DEFAULT, CacheHit, CacheRuntime, CacheStats
+from llmemo.caches.base import DEFAULT, CacheHit, CacheRuntime, CacheStats, resolve_ttl
 from llmemo.caches.exact import ExactCache
 from llmemo.caches.semantic import DEFAULT_DISTANCE_THRESHOLD, SemanticCache, resolve_verifier
 from llmemo.config import validate_optional_positive_int, validate_positive_seconds
@@ -268,6 +269,8 @@ class LangChainCache(BaseCache):
         limit = validate_optional_positive_int(max_in_flight, parameter="max_in_flight")
         if not isinstance(single_flight, bool):
             raise ConfigurationError(f"single_flight must be a bool; got {single_flight!r}")
+        if single_flight:
+            _runwatch.install()  # a failed leader's model run releases its waiters
         self._flights = (
             SingleFlight(validate_positive_seconds(single_flight_timeout, "single_flight_timeout"))
             if single_flight
@@ -346,8 +349,9 @@ class LangChainCache(BaseCache):
         """Single-flight after a miss: wait for a concurrent identical miss's value, or
         lead (``None``: the caller calls the model)."""
         key = _flight_key(prompt, llm_string)
+        deadline = time.monotonic() + flights.timeout
         for _ in range(_FLIGHT_ATTEMPTS):
-            flight = flights.join(key)
+            flight = flights.join(key, prompt)
             if flight is None:
                 # This caller leads here; with a lease, also across processes.
                 if self._cross_wait is None or await self._take_lease(prompt, llm_string):
@@ -360,10 +364,12 @@ class LangChainCache(BaseCache):
                 hit = await self._core_lookup(prompt, llm_string)
                 return hit if hit is not None else self._recent_hit(flights, key)
             self._runtime.stats.add("singleflight_waits")
-            payload = await flights.wait_async(flight)
-            if payload is not None:
-                return self._shared_hit(payload)
-            # The leader's call failed: join again, so that one caller leads the retry.
+            outcome = await flights.wait_async(key, flight, deadline)
+            if outcome == "value":
+                return self._shared_hit(flight.payload)
+            if outcome == "timeout":
+                return None  # never join again after a timeout: call the model
+            # The leader failed or went away: join again, so that one caller leads.
         return None
 
     async def _take_lease(self, prompt: str, llm_string: str) -> bool:
@@ -427,9 +433,13 @@ class LangChainCache(BaseCache):
         self._runtime.stats.add("singleflight_shared")
         return CacheHit(entry.value, "exact", 0.0, "", 0.0)
 
-    def _land(self, prompt: str, llm_string: str, return_val: object, stored: bool) -> None:
+    def _land(
+        self, core: CoreCache, prompt: str, llm_string: str, return_val: object, stored: bool
+    ) -> None:
         """End the flight of this key (the leader's update), sharing the value with
-        whoever waits for it; ``stored`` says whether later lookups will find it."""
+        whoever waits for it; ``stored`` says whether later lookups will find it (and
+        for how long: the write's TTL, which also bounds how long late callers may be
+        served the shared value)."""
         flights = self._flights
         if flights is None or not len(flights):
             return
@@ -440,7 +450,9 @@ class LangChainCache(BaseCache):
                 payload = codec.encode_generations(check_return_val(return_val), written_at=0.0)
             except (TypeError, ConfigurationError, SerializationError):
                 payload = None  # the update itself raised the same error to its caller
-        flights.complete(key, payload, landed=stored)
+        config = getattr(core, "config", None)
+        ttl = resolve_ttl(DEFAULT, current_options(), getattr(config, "ttl", None))
+        flights.complete(key, payload, landed=stored, ttl=ttl)
 
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         """Return the cached generations for ``(prompt, llm_string)``, or ``None``."""
@@ -462,16 +474,24 @@ class LangChainCache(BaseCache):
                 async with bound.limiter:
                     stored = await _update(bound.core, prompt, llm_string, return_val)
         finally:
-            self._land(prompt, llm_string, return_val, stored)
+            self._land(bound.core, prompt, llm_string, return_val, stored)
 
     async def aclear(self, **kwargs: Any) -> None:
-        """Remove every entry of this cache (only this cache's namespace)."""
+        """Remove every entry of this cache (only this cache's namespace); answers of
+        recent single-flights are forgotten too (never served after a clear)."""
         bound = self._bound()
-        if bound.limiter is None:
-            await bound.core.aclear()
-            return
-        async with bound.limiter:
-            await bound.core.aclear()
+        try:
+            if bound.limiter is None:
+                await bound.core.aclear()
+            else:
+                async with bound.limiter:
+                    await bound.core.aclear()
+        finally:
+            self._forget_recent()
+
+    def _forget_recent(self) -> None:
+        if self._flights is not None:
+            self._flights.forget_recent()
 
     def _sync_lookup(self, prompt: str, llm_string: str) -> CacheHit | None:
         if self._sync_core is not None:
@@ -489,8 +509,9 @@ class LangChainCache(BaseCache):
             # may be a task of that same loop would stall both. Call the model instead.
             return None
         key = _flight_key(prompt, llm_string)
+        deadline = time.monotonic() + self._flights.timeout
         for _ in range(_FLIGHT_ATTEMPTS):
-            flight = self._flights.join(key)
+            flight = self._flights.join(key, prompt)
             if flight is None:
                 if self._cross_wait is None or self._take_lease_sync(prompt, llm_string):
                     return None
@@ -501,9 +522,11 @@ class LangChainCache(BaseCache):
                 hit = self._sync_lookup(prompt, llm_string)
                 return hit if hit is not None else self._recent_hit(self._flights, key)
             self._runtime.stats.add("singleflight_waits")
-            payload = self._flights.wait_sync(flight)
-            if payload is not None:
-                return self._shared_hit(payload)
+            outcome = self._flights.wait_sync(key, flight, deadline)
+            if outcome == "value":
+                return self._shared_hit(flight.payload)
+            if outcome == "timeout":
+                return None
         return None
 
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
@@ -520,14 +543,17 @@ class LangChainCache(BaseCache):
         try:
             stored = run_now(_update(self._sync_core, prompt, llm_string, return_val))
         finally:
-            self._land(prompt, llm_string, return_val, stored)
+            self._land(self._sync_core, prompt, llm_string, return_val, stored)
 
     def clear(self, **kwargs: Any) -> None:
         """Sync :meth:`aclear`."""
-        if self._sync_core is not None:
-            run_now(self._sync_core.aclear())
-        else:
-            run_sync(self.aclear)
+        try:
+            if self._sync_core is not None:
+                run_now(self._sync_core.aclear())
+            else:
+                run_sync(self.aclear)
+        finally:
+            self._forget_recent()
 
     async def aclose(self) -> None:
         """Release the calling loop's core (its connections); the cache stays usable and
@@ -578,6 +604,7 @@ class InMemoryCache(LangChainCache):
         namespace: str = "llmemo",
         policy: FailurePolicy | None = None,
         single_flight: bool = True,
+        single_flight_timeout: float = DEFAULT_SINGLE_FLIGHT_TIMEOUT,
     ) -> None:
         """Create an empty cache.
 
@@ -590,6 +617,8 @@ class InMemoryCache(LangChainCache):
                 needed: memory operations cannot hang).
             single_flight: Concurrent misses of the same prompt wait for the first
                 one's model call instead of calling the model too (in this process).
+            single_flight_timeout: Most seconds such a caller waits for the first one
+                (then it calls the model itself); see :class:`LangChainCache`.
 
         Raises:
             ConfigurationError: a parameter is out of range (the message names it).
@@ -597,7 +626,12 @@ class InMemoryCache(LangChainCache):
         store = MemoryKeyStore(max_entries=maxsize, max_bytes=max_bytes)
         runtime = CacheRuntime(_memory_policy(policy))
         core = ExactCache(store, namespace=namespace, ttl=ttl, runtime=runtime)
-        super().__init__(core, sync_core=core, single_flight=single_flight)
+        super().__init__(
+            core,
+            sync_core=core,
+            single_flight=single_flight,
+            single_flight_timeout=single_flight_timeout,
+        )
 
 
 class InMemorySemanticCache(LangChainCache):
@@ -621,6 +655,7 @@ class InMemorySemanticCache(LangChainCache):
         candidates: int | None = None,
         policy: FailurePolicy | None = None,
         single_flight: bool = True,
+        single_flight_timeout: float = DEFAULT_SINGLE_FLIGHT_TIMEOUT,
     ) -> None:
         """Create an empty cache.
 
@@ -642,6 +677,8 @@ class InMemorySemanticCache(LangChainCache):
             policy: What failures do (the embedder's budget and breaker matter here).
             single_flight: Concurrent misses of the same prompt wait for the first
                 one's model call instead of calling the model too (in this process).
+            single_flight_timeout: Most seconds such a caller waits for the first one
+                (then it calls the model itself); see :class:`LangChainCache`.
 
         Raises:
             ConfigurationError: a parameter is out of range (the message names it).
@@ -669,4 +706,5 @@ class InMemorySemanticCache(LangChainCache):
             make(to_embedder(embeddings)),
             sync_core=None if inline is None else make(inline),
             single_flight=single_flight,
+            single_flight_timeout=single_flight_timeout,
         )
