@@ -133,7 +133,10 @@ class SingleFlight:
             elif flight is not None:
                 return None  # this caller leads it already (looked up twice)
             flight = self._flights[key] = _Flight(owner, prompt)
-            self._led.setdefault(owner, {})[key] = flight
+            led = self._led.setdefault(owner, {})
+            led[key] = flight
+            if len(led) >= 64 and not len(led) & (len(led) - 1):
+                self._prune(led)  # at 64, 128, 256, ...: amortised O(1) per join
             if isinstance(owner, asyncio.Task) and owner not in self._hooked:
                 self._hooked.add(owner)
                 owner.add_done_callback(self._task_done)
@@ -201,6 +204,15 @@ class SingleFlight:
         """End ``flight`` without a value (its model call failed): waiters join again."""
         with self._lock:
             if self._flights.get(key) is flight:
+                self._finish(key, None, landed=False)
+
+    def _prune(self, led: dict[str, _Flight]) -> None:
+        """End the flights of one leader that nobody is known to compute (bare lookups
+        past their grace), so that a task or thread looking up many prompts without
+        updating them does not accumulate flights."""
+        expired = time.monotonic() - UNCONFIRMED_GRACE
+        for key, flight in list(led.items()):
+            if not flight.confirmed and flight.since < expired:
                 self._finish(key, None, landed=False)
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:

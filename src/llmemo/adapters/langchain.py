@@ -437,9 +437,8 @@ class LangChainCache(BaseCache):
         self, core: CoreCache, prompt: str, llm_string: str, return_val: object, stored: bool
     ) -> None:
         """End the flight of this key (the leader's update), sharing the value with
-        whoever waits for it; ``stored`` says whether later lookups will find it (and
-        for how long: the write's TTL, which also bounds how long late callers may be
-        served the shared value)."""
+        whoever waits for it; ``stored`` says whether later lookups will find it. The
+        write's TTL also bounds how long late callers may be served the shared value."""
         flights = self._flights
         if flights is None or not len(flights):
             return
@@ -450,9 +449,14 @@ class LangChainCache(BaseCache):
                 payload = codec.encode_generations(check_return_val(return_val), written_at=0.0)
             except (TypeError, ConfigurationError, SerializationError):
                 payload = None  # the update itself raised the same error to its caller
+        options = current_options()
         config = getattr(core, "config", None)
-        ttl = resolve_ttl(DEFAULT, current_options(), getattr(config, "ttl", None))
-        flights.complete(key, payload, landed=stored, ttl=ttl)
+        ttl = resolve_ttl(DEFAULT, options, getattr(config, "ttl", None))
+        # A write the store dropped (a burst over its time budget, an open circuit) still
+        # answered the prompt: the late callers of the same burst are served the shared
+        # value rather than calling the model again. A bypassed write is not kept.
+        remember = stored or (payload is not None and not options.bypass_write)
+        flights.complete(key, payload, landed=remember, ttl=ttl)
 
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         """Return the cached generations for ``(prompt, llm_string)``, or ``None``."""
