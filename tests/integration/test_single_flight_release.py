@@ -24,6 +24,7 @@ from langchain_core.language_models.llms import LLM
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
+from llmemo.adapters import _singleflight
 from llmemo.langchain import (
     InMemoryCache,
     InMemorySemanticCache,
@@ -40,9 +41,12 @@ WATCHDOG = 15.0
 
 
 class _Failing:
-    """Shared by both fakes: the first ``fail_first`` calls raise."""
+    """Shared by both fakes: the first ``fail_first`` calls raise; with a ``gate`` (a
+    ``threading.Event``) every call first waits for it."""
 
     def _next(self) -> str:
+        if self.gate is not None:  # type: ignore[attr-defined]
+            assert self.gate.wait(WATCHDOG)  # type: ignore[attr-defined]
         with self.lock:  # type: ignore[attr-defined]
             self.calls += 1  # type: ignore[attr-defined]
             failing = self.calls <= self.fail_first  # type: ignore[attr-defined]
@@ -57,6 +61,7 @@ class FailingChat(_Failing, BaseChatModel):
     calls: int = 0
     fail_first: int = 1
     lock: Any = None
+    gate: Any = None
 
     @property
     def _llm_type(self) -> str:
@@ -78,8 +83,8 @@ class FailingChat(_Failing, BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        await asyncio.sleep(0)
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self._next()))])
+        answer = await asyncio.to_thread(self._next)
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=answer))])
 
 
 class FailingLLM(_Failing, LLM):
@@ -88,6 +93,7 @@ class FailingLLM(_Failing, LLM):
     calls: int = 0
     fail_first: int = 1
     lock: Any = None
+    gate: Any = None
 
     @property
     def _llm_type(self) -> str:
@@ -109,8 +115,7 @@ class FailingLLM(_Failing, LLM):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> str:
-        await asyncio.sleep(0)
-        return self._next()
+        return await asyncio.to_thread(self._next)
 
 
 def make_model(kind: str, cache: LangChainCache) -> Any:
@@ -271,6 +276,39 @@ async def test_a_successful_async_leader_in_a_long_lived_task_serves_the_next_ca
     assert model.calls == 1
 
 
+# --- a leader inside its model run is waited for past the grace ------------------------
+
+
+@pytest.mark.parametrize("face", ["sync", "async"])
+@pytest.mark.parametrize("kind", ["chat", "llm"])
+async def test_a_leader_in_its_model_run_is_waited_for_past_the_grace(
+    kind: str, face: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Chat models look the cache up inside their run, completion models just before it:
+    # either way the flight is tied to the run, and a waiter does not give up on it after
+    # the grace meant for bare lookups (it would call the model a second time).
+    monkeypatch.setattr(_singleflight, "UNCONFIRMED_GRACE", 0.2)
+    cache = InMemoryCache(single_flight_timeout=TIMEOUT)
+    model = make_model(kind, cache)
+    model.fail_first = 0
+    model.gate = threading.Event()
+    invoke = (
+        (lambda: asyncio.to_thread(model.invoke, "same prompt"))
+        if face == "sync"
+        else (lambda: model.ainvoke("same prompt"))
+    )
+    leader = asyncio.create_task(invoke())
+    while not len(cache._flights or ()):  # noqa: ASYNC110  (the leader's flight opens)
+        await asyncio.sleep(0.01)
+    waiter = asyncio.create_task(invoke())
+    while cache.stats.singleflight_waits < 1:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.5)  # well past the grace
+    model.gate.set()
+    assert [text(r) for r in await asyncio.gather(leader, waiter)] == ["answer", "answer"]
+    assert model.calls == 1
+
+
 # --- a bare lookup, never followed by an update -----------------------------------------
 
 
@@ -303,3 +341,36 @@ async def test_a_bare_async_lookup_does_not_stall_the_next_caller(cache: LangCha
         await task
     assert result is None
     assert time.monotonic() - started < RELEASED
+
+
+# --- the run watcher leaves the user's own callback handlers alone -----------------------
+
+
+async def test_a_users_non_inline_handlers_still_see_every_model_event() -> None:
+    # LangChain's AsyncCallbackManager.on_llm_start skips every non-inline handler when
+    # some handler is inline (langchain-ai/langchain#39633); llmemo's watcher is inline
+    # elsewhere but must not hide the user's handlers there.
+    from langchain_core.callbacks import AsyncCallbackHandler
+
+    class Counting(AsyncCallbackHandler):
+        def __init__(self) -> None:
+            self.events: list[str] = []
+
+        async def on_llm_start(self, *args: Any, **kwargs: Any) -> None:
+            self.events.append("llm_start")
+
+        async def on_chat_model_start(self, *args: Any, **kwargs: Any) -> None:
+            self.events.append("chat_start")
+
+        async def on_llm_end(self, *args: Any, **kwargs: Any) -> None:
+            self.events.append("end")
+
+    cache = InMemoryCache()  # installs the watcher
+    handler = Counting()
+    llm = make_model("llm", cache)
+    llm.fail_first = 0
+    await llm.ainvoke("a prompt", config={"callbacks": [handler]})
+    chat = make_model("chat", cache)
+    chat.fail_first = 0
+    await chat.ainvoke("a prompt", config={"callbacks": [handler]})
+    assert handler.events == ["llm_start", "end", "chat_start", "end"]

@@ -23,12 +23,18 @@ gets that grace only.
 
 The handler is added to every LangChain callback manager through
 ``register_configure_hook`` (:func:`install`, once per process). It runs inline (no thread
-hop, no task) and its handling of events other than model start/end/error is switched
+hop, no task; except where LangChain would then hide the user's non-inline handlers, see
+``run_inline``) and its handling of events other than model start/end/error is switched
 off; per run it costs a context-variable write and a dict insert and pop.
+
+Where a model run's events are not seen (for example an async completion model's
+``on_llm_start`` while another inline handler, such as LangSmith's tracer, is present),
+the flight simply stays unconfirmed: its waiters wait the grace, never longer.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -128,13 +134,26 @@ def install() -> None:
     with _install_lock:
         if _installed:
             return
-        from langchain_core.callbacks import BaseCallbackHandler
+        from langchain_core.callbacks import AsyncCallbackManager, BaseCallbackHandler
         from langchain_core.tracers.context import register_configure_hook
+
+        on_llm_start_code = AsyncCallbackManager.on_llm_start.__code__
 
         class _RunWatcher(BaseCallbackHandler):
             """Reports model runs' start, end and failure to single-flight."""
 
-            run_inline = True  # called in the caller's task: no thread hop, no task
+            @property
+            def run_inline(self) -> bool:  # type: ignore[override]  # a class attribute there
+                """Inline (called in the caller's task: no thread hop, no task), except
+                as seen from ``AsyncCallbackManager.on_llm_start``: up to langchain-core
+                1.8 at least, it skips every non-inline handler when any handler is inline
+                (langchain-ai/langchain#39633), so there this handler passes for a
+                non-inline one and never hides the user's handlers. (``ahandle_event``
+                then still calls it inline.)"""
+                frame = sys._getframe(1)
+                if frame.f_code.co_name == "<listcomp>":  # Python < 3.12
+                    frame = frame.f_back  # type: ignore[assignment]
+                return frame is None or frame.f_code is not on_llm_start_code
 
             @property
             def ignore_chain(self) -> bool:
