@@ -374,3 +374,25 @@ async def test_a_users_non_inline_handlers_still_see_every_model_event() -> None
     chat.fail_first = 0
     await chat.ainvoke("a prompt", config={"callbacks": [handler]})
     assert handler.events == ["llm_start", "end", "chat_start", "end"]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda t: InMemoryCache(single_flight_timeout=t),
+        lambda t: InMemorySemanticCache(ConceptEmbeddings(), single_flight_timeout=t),
+        lambda t: RedisCache("redis://127.0.0.1:1", single_flight_timeout=t),
+        lambda t: RedisSemanticCache(
+            ConceptEmbeddings(), "redis://127.0.0.1:1", single_flight_timeout=t
+        ),
+    ],
+    ids=["memory", "memory-semantic", "redis", "redis-semantic"],
+)
+def test_single_flight_timeout_is_checked_at_construction(make: Any) -> None:
+    from llmemo.errors import ConfigurationError
+
+    for bad in (0, -1.0, "30"):
+        with pytest.raises(ConfigurationError, match="single_flight_timeout"):
+            make(bad)
+    cache = make(2.5)
+    assert cache._flights is not None and cache._flights.timeout == 2.5

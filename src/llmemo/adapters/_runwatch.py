@@ -115,8 +115,7 @@ def _start_run(run_id: Any) -> None:
 
 
 def _end_run(run_id: Any, failed: bool) -> None:
-    with _runs_lock:
-        flights = _runs.pop(run_id, None)
+    flights = _runs.pop(run_id, None)  # atomic; binding happens before the run ends
     for table, key, flight in flights or ():
         if failed:
             table.abandon(key, flight)

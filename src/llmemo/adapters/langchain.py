@@ -253,8 +253,12 @@ class LangChainCache(BaseCache):
 
         With ``single_flight`` (default), concurrent misses of the same prompt and model
         configuration in this process wait for the first one's model call instead of
-        calling the model too (see :mod:`llmemo.adapters._singleflight`); a waiter waits
-        at most ``single_flight_timeout`` seconds.
+        calling the model too (see :mod:`llmemo.adapters._singleflight`). A leader whose
+        model call fails (seen through LangChain's callbacks) or whose task ends releases
+        its waiters at once; a lookup never followed by ``update`` holds them at most
+        :data:`~llmemo.adapters._singleflight.UNCONFIRMED_GRACE` (2 s). Worst case: a
+        waiter waits ``single_flight_timeout`` seconds in all (a leader whose model call
+        neither returns nor fails), then calls the model itself.
 
         Every core (per loop, and the sync one) shares one
         :class:`~llmemo.caches.base.CacheRuntime`: counters, failure policy and circuit
@@ -262,7 +266,8 @@ class LangChainCache(BaseCache):
         ``policy``.
 
         Raises:
-            ConfigurationError: both or neither given; ``max_in_flight`` not None or > 0.
+            ConfigurationError: both or neither given; ``max_in_flight`` not None or > 0;
+                ``single_flight_timeout`` not a positive number of seconds.
         """
         if (core is None) == (core_factory is None):
             raise ConfigurationError("pass exactly one of core or core_factory")
