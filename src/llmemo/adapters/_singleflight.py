@@ -239,7 +239,8 @@ class SingleFlight:
         flight.payload = payload
         flight.done.set()
         for loop, future in flight.waiters:
-            loop.call_soon_threadsafe(_resolve, future)
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_resolve, future)
         return flight.waiting > 0
 
     def _remember(self, key: str, payload: bytes | None, ttl: float | None) -> None:
@@ -297,14 +298,20 @@ class SingleFlight:
         a ``"value"``."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
+        waiter = (loop, future)
         with self._lock:
-            flight.waiters.append((loop, future))
-        while True:
-            outcome = self._outcome(key, flight, deadline)
-            if outcome is not None:
-                return outcome
-            remaining = self._limit(flight, deadline) - time.monotonic()
-            await asyncio.wait((future,), timeout=max(remaining, 0.0))
+            flight.waiters.append(waiter)
+        try:
+            while True:
+                outcome = self._outcome(key, flight, deadline)
+                if outcome is not None:
+                    return outcome
+                remaining = self._limit(flight, deadline) - time.monotonic()
+                await asyncio.wait((future,), timeout=max(remaining, 0.0))
+        finally:
+            with self._lock:  # the flight may outlive this loop: never wake it later
+                if not flight.done.is_set() and waiter in flight.waiters:
+                    flight.waiters.remove(waiter)
 
     def wait_sync(self, key: str, flight: _Flight, deadline: float) -> Outcome:
         """Block until ``flight`` ends or the wait is over (as :meth:`wait_async`)."""
