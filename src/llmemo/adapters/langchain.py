@@ -27,9 +27,10 @@ from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
 from langchain_core.outputs import Generation
 
 from llmemo import codec
+from llmemo.adapters import _runwatch
 from llmemo.adapters._singleflight import RECENT, SingleFlight
 from llmemo.adapters._sync import PerLoop, loop_running_here, run_now, run_sync
-from llmemo.caches.base import DEFAULT, CacheHit, CacheRuntime, CacheStats
+from llmemo.caches.base import DEFAULT, CacheHit, CacheRuntime, CacheStats, resolve_ttl
 from llmemo.caches.exact import ExactCache
 from llmemo.caches.semantic import DEFAULT_DISTANCE_THRESHOLD, SemanticCache, resolve_verifier
 from llmemo.config import validate_optional_positive_int, validate_positive_seconds
@@ -268,8 +269,12 @@ class LangChainCache(BaseCache):
 
         With ``single_flight`` (default), concurrent misses of the same prompt and model
         configuration in this process wait for the first one's model call instead of
-        calling the model too (see :mod:`llmemo.adapters._singleflight`); a waiter waits
-        at most ``single_flight_timeout`` seconds.
+        calling the model too (see :mod:`llmemo.adapters._singleflight`). A leader whose
+        model call fails (seen through LangChain's callbacks) or whose task ends releases
+        its waiters at once; a lookup never followed by ``update`` holds them at most
+        :data:`~llmemo.adapters._singleflight.UNCONFIRMED_GRACE` (2 s). Worst case: a
+        waiter waits ``single_flight_timeout`` seconds in all (a leader whose model call
+        neither returns nor fails), then calls the model itself.
 
         Every core (per loop, and the sync one) shares one
         :class:`~llmemo.caches.base.CacheRuntime`: counters, failure policy and circuit
@@ -277,13 +282,16 @@ class LangChainCache(BaseCache):
         ``policy``.
 
         Raises:
-            ConfigurationError: both or neither given; ``max_in_flight`` not None or > 0.
+            ConfigurationError: both or neither given; ``max_in_flight`` not None or > 0;
+                ``single_flight_timeout`` not a positive number of seconds.
         """
         if (core is None) == (core_factory is None):
             raise ConfigurationError("pass exactly one of core or core_factory")
         limit = validate_optional_positive_int(max_in_flight, parameter="max_in_flight")
         if not isinstance(single_flight, bool):
             raise ConfigurationError(f"single_flight must be a bool; got {single_flight!r}")
+        if single_flight:
+            _runwatch.install()  # a failed leader's model run releases its waiters
         self._flights = (
             SingleFlight(validate_positive_seconds(single_flight_timeout, "single_flight_timeout"))
             if single_flight
@@ -362,8 +370,9 @@ class LangChainCache(BaseCache):
         """Single-flight after a miss: wait for a concurrent identical miss's value, or
         lead (``None``: the caller calls the model)."""
         key = _flight_key(prompt, llm_string)
+        deadline = time.monotonic() + flights.timeout
         for _ in range(_FLIGHT_ATTEMPTS):
-            flight = flights.join(key)
+            flight = flights.join(key, prompt)
             if flight is None:
                 # This caller leads here; with a lease, also across processes.
                 if self._cross_wait is None or await self._take_lease(prompt, llm_string):
@@ -376,10 +385,12 @@ class LangChainCache(BaseCache):
                 hit = await self._core_lookup(prompt, llm_string)
                 return hit if hit is not None else self._recent_hit(flights, key)
             self._runtime.stats.add("singleflight_waits")
-            payload = await flights.wait_async(flight)
-            if payload is not None:
-                return self._shared_hit(payload)
-            # The leader's call failed: join again, so that one caller leads the retry.
+            outcome = await flights.wait_async(key, flight, deadline)
+            if outcome == "value":
+                return self._shared_hit(flight.payload)
+            if outcome == "timeout":
+                return None  # never join again after a timeout: call the model
+            # The leader failed or went away: join again, so that one caller leads.
         return None
 
     async def _take_lease(self, prompt: str, llm_string: str) -> bool:
@@ -443,9 +454,12 @@ class LangChainCache(BaseCache):
         self._runtime.stats.add("singleflight_shared")
         return CacheHit(entry.value, "exact", 0.0, "", 0.0)
 
-    def _land(self, prompt: str, llm_string: str, return_val: object, stored: bool) -> None:
+    def _land(
+        self, core: CoreCache, prompt: str, llm_string: str, return_val: object, stored: bool
+    ) -> None:
         """End the flight of this key (the leader's update), sharing the value with
-        whoever waits for it; ``stored`` says whether later lookups will find it."""
+        whoever waits for it; ``stored`` says whether later lookups will find it. The
+        write's TTL also bounds how long late callers may be served the shared value."""
         flights = self._flights
         if flights is None or not len(flights):
             return
@@ -456,7 +470,14 @@ class LangChainCache(BaseCache):
                 payload = codec.encode_generations(check_return_val(return_val), written_at=0.0)
             except (TypeError, ConfigurationError, SerializationError):
                 payload = None  # the update itself raised the same error to its caller
-        flights.complete(key, payload, landed=stored)
+        options = current_options()
+        config = getattr(core, "config", None)
+        ttl = resolve_ttl(DEFAULT, options, getattr(config, "ttl", None))
+        # A write the store dropped (a burst over its time budget, an open circuit) still
+        # answered the prompt: the late callers of the same burst are served the shared
+        # value rather than calling the model again. A bypassed write is not kept.
+        remember = stored or (payload is not None and not options.bypass_write)
+        flights.complete(key, payload, landed=remember, ttl=ttl)
 
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         """Return the cached generations for ``(prompt, llm_string)``, or ``None``."""
@@ -478,16 +499,24 @@ class LangChainCache(BaseCache):
                 async with bound.limiter:
                     stored = await _update(bound.core, prompt, llm_string, return_val)
         finally:
-            self._land(prompt, llm_string, return_val, stored)
+            self._land(bound.core, prompt, llm_string, return_val, stored)
 
     async def aclear(self, **kwargs: Any) -> None:
-        """Remove every entry of this cache (only this cache's namespace)."""
+        """Remove every entry of this cache (only this cache's namespace); answers of
+        recent single-flights are forgotten too (never served after a clear)."""
         bound = self._bound()
-        if bound.limiter is None:
-            await bound.core.aclear()
-            return
-        async with bound.limiter:
-            await bound.core.aclear()
+        try:
+            if bound.limiter is None:
+                await bound.core.aclear()
+            else:
+                async with bound.limiter:
+                    await bound.core.aclear()
+        finally:
+            self._forget_recent()
+
+    def _forget_recent(self) -> None:
+        if self._flights is not None:
+            self._flights.forget_recent()
 
     def _sync_lookup(self, prompt: str, llm_string: str) -> CacheHit | None:
         if self._sync_core is not None:
@@ -505,8 +534,9 @@ class LangChainCache(BaseCache):
             # may be a task of that same loop would stall both. Call the model instead.
             return None
         key = _flight_key(prompt, llm_string)
+        deadline = time.monotonic() + self._flights.timeout
         for _ in range(_FLIGHT_ATTEMPTS):
-            flight = self._flights.join(key)
+            flight = self._flights.join(key, prompt)
             if flight is None:
                 if self._cross_wait is None or self._take_lease_sync(prompt, llm_string):
                     return None
@@ -517,9 +547,11 @@ class LangChainCache(BaseCache):
                 hit = self._sync_lookup(prompt, llm_string)
                 return hit if hit is not None else self._recent_hit(self._flights, key)
             self._runtime.stats.add("singleflight_waits")
-            payload = self._flights.wait_sync(flight)
-            if payload is not None:
-                return self._shared_hit(payload)
+            outcome = self._flights.wait_sync(key, flight, deadline)
+            if outcome == "value":
+                return self._shared_hit(flight.payload)
+            if outcome == "timeout":
+                return None
         return None
 
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
@@ -536,14 +568,17 @@ class LangChainCache(BaseCache):
         try:
             stored = run_now(_update(self._sync_core, prompt, llm_string, return_val))
         finally:
-            self._land(prompt, llm_string, return_val, stored)
+            self._land(self._sync_core, prompt, llm_string, return_val, stored)
 
     def clear(self, **kwargs: Any) -> None:
         """Sync :meth:`aclear`."""
-        if self._sync_core is not None:
-            run_now(self._sync_core.aclear())
-        else:
-            run_sync(self.aclear)
+        try:
+            if self._sync_core is not None:
+                run_now(self._sync_core.aclear())
+            else:
+                run_sync(self.aclear)
+        finally:
+            self._forget_recent()
 
     async def aclose(self) -> None:
         """Release the calling loop's core (its connections); the cache stays usable and
@@ -596,6 +631,7 @@ class InMemoryCache(LangChainCache):
         namespace: str = "llmemo",
         policy: FailurePolicy | None = None,
         single_flight: bool = True,
+        single_flight_timeout: float = DEFAULT_SINGLE_FLIGHT_TIMEOUT,
     ) -> None:
         """Create an empty cache.
 
@@ -610,6 +646,8 @@ class InMemoryCache(LangChainCache):
                 needed: memory operations cannot hang).
             single_flight: Concurrent misses of the same prompt wait for the first
                 one's model call instead of calling the model too (in this process).
+            single_flight_timeout: Most seconds such a caller waits for the first one
+                (then it calls the model itself); see :class:`LangChainCache`.
 
         Raises:
             ConfigurationError: a parameter is out of range (the message names it).
@@ -617,7 +655,12 @@ class InMemoryCache(LangChainCache):
         store = MemoryKeyStore(max_entries=maxsize, max_bytes=max_bytes)
         runtime = CacheRuntime(_memory_policy(policy))
         core = ExactCache(store, namespace=namespace, ttl=ttl, runtime=runtime)
-        super().__init__(core, sync_core=core, single_flight=single_flight)
+        super().__init__(
+            core,
+            sync_core=core,
+            single_flight=single_flight,
+            single_flight_timeout=single_flight_timeout,
+        )
 
 
 class InMemorySemanticCache(LangChainCache):
@@ -643,6 +686,7 @@ class InMemorySemanticCache(LangChainCache):
         candidates: int | None = None,
         policy: FailurePolicy | None = None,
         single_flight: bool = True,
+        single_flight_timeout: float = DEFAULT_SINGLE_FLIGHT_TIMEOUT,
     ) -> None:
         """Create an empty cache.
 
@@ -667,6 +711,8 @@ class InMemorySemanticCache(LangChainCache):
             policy: What failures do (the embedder's budget and breaker matter here).
             single_flight: Concurrent misses of the same prompt wait for the first
                 one's model call instead of calling the model too (in this process).
+            single_flight_timeout: Most seconds such a caller waits for the first one
+                (then it calls the model itself); see :class:`LangChainCache`.
 
         Raises:
             ConfigurationError: a parameter is out of range (the message names it).
@@ -694,4 +740,5 @@ class InMemorySemanticCache(LangChainCache):
             make(to_embedder(embeddings)),
             sync_core=None if inline is None else make(inline),
             single_flight=single_flight,
+            single_flight_timeout=single_flight_timeout,
         )

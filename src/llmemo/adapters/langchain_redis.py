@@ -27,7 +27,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from llmemo import keys
 from llmemo.adapters._redis_clients import RedisClientFactory
 from llmemo.adapters._sync import run_sync
-from llmemo.adapters.langchain import CoreCache, LangChainCache, to_embedder
+from llmemo.adapters.langchain import (
+    DEFAULT_SINGLE_FLIGHT_TIMEOUT,
+    CoreCache,
+    LangChainCache,
+    to_embedder,
+)
 from llmemo.caches.base import DEFAULT, CacheHit
 from llmemo.caches.exact import ExactCache
 from llmemo.caches.semantic import SemanticCache, resolve_verifier
@@ -181,6 +186,7 @@ class RedisCache(_RedisLangChainCache):
         errors: ErrorMode = "open",
         policy: FailurePolicy | None = None,
         single_flight: bool = True,
+        single_flight_timeout: float = DEFAULT_SINGLE_FLIGHT_TIMEOUT,
         cross_process_wait: float | None = None,
         publish_stats: bool = False,
         client_kwargs: dict[str, Any] | None = None,
@@ -202,6 +208,9 @@ class RedisCache(_RedisLangChainCache):
             policy: The full failure policy (budgets, breaker); overrides ``errors``.
             single_flight: Concurrent misses of the same prompt wait for the first
                 one's model call instead of calling the model too (in this process).
+            single_flight_timeout: Most seconds such a caller waits for the first one
+                (then it calls the model itself); see
+                :class:`~llmemo.adapters.langchain.LangChainCache`.
             cross_process_wait: Seconds a process waits for another process that is
                 already computing the same entry (a ``SET NX PX`` lease beside it), or
                 ``None`` (default) for single-flight within this process only.
@@ -247,6 +256,7 @@ class RedisCache(_RedisLangChainCache):
             max_in_flight=clients.max_connections,
             policy=policy,
             single_flight=single_flight,
+            single_flight_timeout=single_flight_timeout,
             cross_process_wait=cross_process_wait,
         )
         self._start_publishing(config.namespace, publish_stats)
@@ -287,6 +297,7 @@ class RedisSemanticCache(_RedisLangChainCache):
         errors: ErrorMode = "open",
         policy: FailurePolicy | None = None,
         single_flight: bool = True,
+        single_flight_timeout: float = DEFAULT_SINGLE_FLIGHT_TIMEOUT,
         publish_stats: bool = False,
         client_kwargs: dict[str, Any] | None = None,
         cluster: bool = False,
@@ -329,6 +340,9 @@ class RedisSemanticCache(_RedisLangChainCache):
             policy: The full failure policy (budgets, breaker); overrides ``errors``.
             single_flight: Concurrent misses of the same prompt wait for the first
                 one's model call instead of calling the model too (in this process).
+            single_flight_timeout: Most seconds such a caller waits for the first one
+                (then it calls the model itself); see
+                :class:`~llmemo.adapters.langchain.LangChainCache`.
             publish_stats: Publish this cache's counters to ``{root}:v1:stats`` every
                 10 s of use, for ``llmemo stats`` (off by default).
             client_kwargs: Extra arguments for llmemo's clients (``socket_timeout``,
@@ -402,6 +416,7 @@ class RedisSemanticCache(_RedisLangChainCache):
             max_in_flight=clients.max_connections,
             policy=policy,
             single_flight=single_flight,
+            single_flight_timeout=single_flight_timeout,
         )
         self._start_publishing(root, publish_stats)
 
