@@ -91,6 +91,11 @@ class FailurePolicy:
 class Breaker:
     """A thread-safe circuit breaker: closed → open → half-open → closed.
 
+    Each call admitted by :meth:`admit` gets a ticket, and reports its outcome with it.
+    Only the half-open probe's outcome moves an open circuit: calls that were already in
+    flight when it opened neither close it (a late success) nor re-open it (a late
+    failure), so the circuit changes state, and the guard logs, once per change.
+
     Args:
         threshold: Consecutive failures that open it.
         reset: Seconds it stays open before letting one probe through.
@@ -106,6 +111,9 @@ class Breaker:
         self._failures = 0
         self._opened_at: float | None = None
         self._probing = False
+        # Bumped each time the circuit opens; a ticket is generation * 2 (+ 1 for the
+        # probe), so an outcome can tell whether it belongs to the current state.
+        self._generation = 0
         self._lock = threading.Lock()
 
     @property
@@ -118,39 +126,56 @@ class Breaker:
                 return "half-open"
             return "open"
 
-    def allow(self) -> bool:
-        """Whether a call may go to the backend now (half-open admits one probe)."""
+    def admit(self) -> int | None:
+        """A ticket for a call that may go to the backend now, or ``None`` to skip it
+        (open circuit; half-open admits one probe)."""
         if self._opened_at is None:  # fast path, no lock: the common case
-            return True
+            return self._generation * 2
         with self._lock:
             if self._opened_at is None:
-                return True
+                return self._generation * 2
             if self._probing or self._clock() - self._opened_at < self._reset:
-                return False
+                return None
             self._probing = True
-            return True
+            return self._generation * 2 + 1
 
-    def success(self) -> bool:
-        """Record a success; return whether this closed an open circuit."""
+    def allow(self) -> bool:
+        """Whether a call may go to the backend now (takes the probe when half-open)."""
+        return self.admit() is not None
+
+    def success(self, ticket: int) -> bool:
+        """Record the success of the call admitted with ``ticket``; return whether this
+        closed an open circuit (only the current probe's success does)."""
         if self._opened_at is None and self._failures == 0:
             return False
         with self._lock:
-            was_open = self._opened_at is not None
+            if self._opened_at is None:
+                if ticket >> 1 == self._generation:
+                    self._failures = 0
+                return False
+            if ticket != self._generation * 2 + 1 or not self._probing:
+                return False  # in flight since before it opened: says nothing new
             self._failures = 0
             self._opened_at = None
             self._probing = False
-            return was_open
+            return True
 
-    def failure(self) -> bool:
-        """Record a failure; return whether this opened the circuit."""
+    def failure(self, ticket: int) -> bool:
+        """Record the failure of the call admitted with ``ticket``; return whether this
+        opened the circuit (the threshold reached, or the current probe failed)."""
         with self._lock:
-            self._failures += 1
-            if self._probing or (self._opened_at is None and self._failures >= self._threshold):
-                opened = self._opened_at is None or self._probing
-                self._opened_at = self._clock()
-                self._probing = False
-                return opened
-            return False
+            if self._opened_at is None:
+                if ticket >> 1 != self._generation:
+                    return False  # admitted before the last open/close cycle
+                self._failures += 1
+                if self._failures < self._threshold:
+                    return False
+            elif ticket != self._generation * 2 + 1 or not self._probing:
+                return False  # already open; an older call's failure changes nothing
+            self._generation += 1
+            self._opened_at = self._clock()
+            self._probing = False
+            return True
 
 
 class _Watch:
@@ -327,7 +352,8 @@ class Guard:
             BackendError: a failure (or an open circuit) with ``errors="raise"``.
         """
         breaker = self.breaker if scope is None else self.breaker_for(scope)
-        if not breaker.allow():
+        ticket = breaker.admit()
+        if ticket is None:
             self.stats.add("breaker_skips")
             if self.policy.errors == "raise":
                 raise BackendUnavailableError(
@@ -343,7 +369,7 @@ class Guard:
             over = BackendTimeoutError(
                 f"{self.kind} {operation} exceeded its {self._timeout} s budget"
             )
-            return self._failed(operation, over, over, fallback, breaker)
+            return self._failed(operation, over, over, fallback, breaker, ticket)
         except TimeoutError as exc:  # BackendTimeoutError, or the client's own timeout
             error = (
                 exc
@@ -352,18 +378,18 @@ class Guard:
                     f"{self.kind} {operation} exceeded its {self._timeout} s budget"
                 )
             )
-            return self._failed(operation, error, exc, fallback, breaker)
+            return self._failed(operation, error, exc, fallback, breaker, ticket)
         except BackendError as exc:
-            return self._failed(operation, exc, exc, fallback, breaker)
+            return self._failed(operation, exc, exc, fallback, breaker, ticket)
         except Exception as exc:
             if self.kind != "embedder":
                 raise  # a bug or a caller error, not a backend failure
             failure = BackendError(f"embedder failed: {type(exc).__name__}: {exc}")
-            return self._failed(operation, failure, exc, fallback, breaker)
+            return self._failed(operation, failure, exc, fallback, breaker, ticket)
         finally:
             if watch is not None:
                 watch.owner.leave(watch)
-        if breaker.success():
+        if breaker.success(ticket):
             self.stats.add("breaker_closes")
             logger.warning("llmemo: %s is back; circuit closed", self.kind)
         return result
@@ -375,6 +401,7 @@ class Guard:
         cause: BaseException,
         fallback: T,
         breaker: Breaker,
+        ticket: int,
     ) -> T:
         kind = (
             "timeout"
@@ -384,7 +411,7 @@ class Guard:
             else "backend"
         )
         self.stats.add("embedder_errors" if self.kind == "embedder" else f"errors_{kind}")
-        if breaker.failure():
+        if breaker.failure(ticket):
             self.stats.add("breaker_opens")
             self._warn(
                 f"{self.kind}-breaker",
