@@ -219,7 +219,12 @@ class RedisCache(_RedisLangChainCache):
         config = CacheConfig(namespace=validate_namespace(prefix, parameter="prefix"), ttl=ttl)
         policy = policy if policy is not None else FailurePolicy(errors=errors)
         clients = RedisClientFactory.create(
-            redis_url, redis_client, client_kwargs, policy.operation_timeout, cluster=cluster
+            redis_url,
+            redis_client,
+            client_kwargs,
+            policy.operation_timeout,
+            cluster=cluster,
+            write_timeout=policy.write_timeout,
         )
         self.prefix = config.namespace
         self.ttl = config.ttl
@@ -227,7 +232,7 @@ class RedisCache(_RedisLangChainCache):
         def make_core() -> CoreCache:
             from llmemo.stores.redis.keystore import RedisKeyStore
 
-            store = RedisKeyStore(clients.make_async())
+            store = RedisKeyStore(clients.make_async(), admin_timeout=policy.admin_timeout)
             return ExactCache(store, namespace=config.namespace, ttl=config.ttl)
 
         from llmemo.stores.redis.blocking import BlockingRedisKeyStore
@@ -359,7 +364,12 @@ class RedisSemanticCache(_RedisLangChainCache):
         verifier = resolve_verifier(verifier)
         policy = policy if policy is not None else FailurePolicy(errors=errors)
         clients = RedisClientFactory.create(
-            redis_url, redis_client, client_kwargs, policy.operation_timeout, cluster=cluster
+            redis_url,
+            redis_client,
+            client_kwargs,
+            policy.operation_timeout,
+            cluster=cluster,
+            write_timeout=policy.write_timeout,
         )
         self.name = name
         self.prefix = prefix
@@ -367,7 +377,7 @@ class RedisSemanticCache(_RedisLangChainCache):
         self.distance_threshold = config.distance_threshold
         validate_optional_positive_int(ef_runtime, parameter="ef_runtime")
         chooser = self._backend_choice = _BackendChoice(
-            vector_backend, root, algorithm, dtype, ef_runtime
+            vector_backend, root, algorithm, dtype, ef_runtime, policy.admin_timeout
         )
 
         def make_core() -> CoreCache:
@@ -402,8 +412,15 @@ class _BackendChoice:
     """Builds vector stores for one cache; resolves ``"auto"`` once, by probing."""
 
     def __init__(
-        self, backend: str, root: str, algorithm: str, dtype: str, ef_runtime: int | None
+        self,
+        backend: str,
+        root: str,
+        algorithm: str,
+        dtype: str,
+        ef_runtime: int | None,
+        admin_timeout: float | None = None,
     ) -> None:
+        self.admin_timeout = admin_timeout
         self.backend = backend
         self.root = root
         self.algorithm = algorithm
@@ -416,11 +433,18 @@ class _BackendChoice:
 
             ef = self.ef_runtime if self.algorithm == "HNSW" else None
             return RedisSearchVectorStore(
-                client, self.root, algorithm=self.algorithm, dtype=self.dtype, ef_runtime=ef
+                client,
+                self.root,
+                algorithm=self.algorithm,
+                dtype=self.dtype,
+                ef_runtime=ef,
+                admin_timeout=self.admin_timeout,
             )
         from llmemo.stores.redis.vectorset import RedisVectorSetStore
 
-        return RedisVectorSetStore(client, self.root, ef_runtime=self.ef_runtime)
+        return RedisVectorSetStore(
+            client, self.root, ef_runtime=self.ef_runtime, admin_timeout=self.admin_timeout
+        )
 
     def store(self, client: AsyncRedis | AsyncRedisCluster) -> VectorStore:
         if self.backend != "auto":
@@ -478,8 +502,17 @@ class _ProbingVectorStore:
     async def delete(self, partition: str, entry_id: str) -> bool:
         return await (await self._resolve()).delete(partition, entry_id)
 
-    async def clear(self) -> int:
-        return await (await self._resolve()).clear()
+    async def prepare(self, dimension: int | None = None) -> None:
+        store = await self._resolve()
+        prepare = getattr(store, "prepare", None)
+        if prepare is not None:
+            await prepare(dimension)
+
+    async def clear(self, *, progress: Any = None) -> int:
+        store = await self._resolve()
+        if progress is None:
+            return await store.clear()
+        return await store.clear(progress=progress)  # type: ignore[call-arg]
 
     async def aclose(self) -> None:
         if self._store is not None:
