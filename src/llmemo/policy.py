@@ -423,6 +423,7 @@ class Guard:
         scope: str | None = None,
         *,
         setup: Callable[[], Awaitable[object]] | None = None,
+        timeout: float | Literal["default"] | None = "default",
     ) -> T:
         """Await ``action()`` under the budget and the breaker of ``scope``.
 
@@ -430,7 +431,8 @@ class Guard:
         a failing node opens only its own circuit; ``None`` is the whole backend.
         ``setup``, when given, is awaited first under its own bound (``setup_timeout``;
         ``admin_timeout`` for the embedder), outside the call's budget; its failure is
-        the call's.
+        the call's. ``timeout`` replaces this guard's budget for this call (e.g. a write
+        on a lookup's path that must not wait longer than a read).
 
         Returns:
             The action's result, or ``fallback`` when the call failed or was skipped and
@@ -451,7 +453,8 @@ class Guard:
         try:
             if setup is not None:
                 await self._within(setup, self._setup_timeout, f"{operation} setup")
-            result = await self._within(action, self._timeout, operation)
+            budget = self._timeout if timeout == "default" else timeout
+            result = await self._within(action, budget, operation)
         except TimeoutError as exc:  # BackendTimeoutError, or the client's own timeout
             error = (
                 exc

@@ -210,3 +210,80 @@ async def test_a_call_in_flight_failing_while_the_probe_runs_does_not_reopen_it(
     assert await probing == "ok"
     assert guard.breaker.state == "closed"
     assert stats.breaker_opens == 1
+
+
+# Issue 15 item 8: one-time setup runs before the budget, shared by concurrent callers.
+
+
+async def test_setup_runs_outside_the_budget_once_for_concurrent_callers() -> None:
+    from llmemo.caches.base import OneTimeSetup
+
+    runs = 0
+
+    async def slow_setup() -> None:
+        nonlocal runs
+        runs += 1
+        await asyncio.sleep(0.3)  # three budgets: must not count against the call
+
+    setup = OneTimeSetup(slow_setup)
+    guard = Guard(FailurePolicy(operation_timeout=0.1), "store", CacheStats())
+    results = await asyncio.gather(
+        *(guard.call("lookup", working, "miss", setup=setup) for _ in range(4))
+    )
+    assert results == ["ok"] * 4
+    assert runs == 1
+    assert setup.done
+    assert guard.stats.errors == 0
+
+
+async def test_a_failed_setup_is_the_calls_failure_and_is_tried_again() -> None:
+    from llmemo.caches.base import OneTimeSetup
+
+    attempts = 0
+
+    async def flaky_setup() -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise BackendUnavailableError("refused")
+
+    setup = OneTimeSetup(flaky_setup)
+    stats = CacheStats()
+    guard = Guard(FailurePolicy(), "store", stats)
+    assert await guard.call("lookup", working, "miss", setup=setup) == "miss"
+    assert stats.errors_unavailable == 1
+    assert not setup.done
+    assert await guard.call("lookup", working, "miss", setup=setup) == "ok"
+    assert attempts == 2 and setup.done
+
+
+async def test_a_setup_over_its_own_bound_is_a_timeout() -> None:
+    from llmemo.caches.base import OneTimeSetup
+
+    async def hung_setup() -> None:
+        await asyncio.sleep(10)
+
+    setup = OneTimeSetup(hung_setup)
+    stats = CacheStats()
+    guard = Guard(FailurePolicy(setup_timeout=0.05), "store", stats)
+    assert await guard.call("lookup", working, "miss", setup=setup) == "miss"
+    assert stats.errors_timeout == 1
+
+
+async def test_writes_have_their_own_budget_and_breaker() -> None:
+    from llmemo.caches.base import CacheRuntime
+
+    runtime = CacheRuntime(FailurePolicy(operation_timeout=0.05, write_timeout=1.0))
+
+    async def slow_write() -> str:
+        await asyncio.sleep(0.2)  # over the read budget, within the write budget
+        return "stored"
+
+    assert await runtime.write_guard.call("write", slow_write, "dropped") == "stored"
+    for _ in range(5):
+        await runtime.write_guard.call("write", failing, "dropped")
+    assert runtime.write_guard.breaker.state == "open"
+    assert runtime.store_guard.breaker.state == "closed"
+    assert await runtime.store_guard.call("lookup", working, "miss") == "ok"
+    snapshot = runtime.snapshot()
+    assert snapshot["write_breaker"] == "open" and snapshot["store_breaker"] == "closed"

@@ -220,8 +220,14 @@ class ExactCache:
         lease = f"{self.config.namespace}:{keys.KEY_SCHEMA}:l:" + self.key(
             prompt, llm_string
         ).removeprefix(entries)
-        taken = await self.runtime.store_guard.call(
-            "lease", lambda: store.try_lock(lease, ttl), True
+        # A write (a full server refuses it), so the write breaker's; on the lookup's
+        # path, so within the read budget.
+        runtime = self.runtime
+        taken = await runtime.write_guard.call(
+            "lease",
+            lambda: store.try_lock(lease, ttl),
+            True,
+            timeout=runtime.policy.operation_timeout,
         )
         return bool(taken)
 
