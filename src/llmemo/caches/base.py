@@ -6,8 +6,7 @@ import asyncio
 import bisect
 import threading
 import time
-import weakref
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -228,40 +227,60 @@ class OneTimeSetup:
     """Work a cache does once before its first call of a kind (imports, connecting,
     checking or creating an index, loading a model), shared by concurrent first callers.
 
-    Awaiting it runs ``run`` once; concurrent callers on one event loop await the same
-    run (in a task of its own, so a caller that gives up does not cancel it for the
-    others). After a success :attr:`done` is set and awaiting returns at once; after a
-    failure the error is raised to every waiter and the next call runs it again. Driven
-    without an event loop (llmemo's sync faces), ``run`` is awaited inline.
+    Awaiting it runs ``run`` once, in the first caller's own coroutine (so that a cache
+    driven without suspending, by llmemo's sync faces, can use it too); callers that
+    come while it runs on the same event loop wait for it instead of running it again.
+    After a success :attr:`done` is set and awaiting returns at once; after a failure
+    the error is raised to the first caller and to every waiter (an interrupted run is a
+    :class:`~llmemo.errors.BackendTimeoutError` for the waiters), and the next call runs
+    it again.
 
     Args:
-        run: The setup; called with the arguments of the first call of a run.
+        run: The setup; called with the arguments of the call that runs it.
     """
 
-    __slots__ = ("_run", "_tasks", "done")
+    __slots__ = ("_pending", "_run", "done")
 
-    def __init__(self, run: Callable[..., Coroutine[Any, Any, object]]) -> None:
+    def __init__(self, run: Callable[..., Awaitable[object]]) -> None:
         self._run = run
         self.done = False
-        self._tasks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[object]]
-        self._tasks = weakref.WeakKeyDictionary()
+        self._pending: dict[asyncio.AbstractEventLoop, asyncio.Future[None]] = {}
 
     async def __call__(self, *args: Any) -> None:
         if self.done:
             return
         try:
-            loop = asyncio.get_running_loop()
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
+            loop = None
+        future: asyncio.Future[None] | None = None
+        if loop is not None:
+            pending = self._pending.get(loop)
+            if pending is not None:
+                await asyncio.shield(pending)  # the running setup's outcome
+                return
+            future = self._pending[loop] = loop.create_future()
+        try:
             await self._run(*args)
+        except BaseException as exc:
+            if future is not None:
+                from llmemo.errors import BackendTimeoutError
+
+                shared = (
+                    exc
+                    if isinstance(exc, Exception)
+                    else BackendTimeoutError("a cache's first-use setup was interrupted")
+                )
+                future.set_exception(shared)
+                future.exception()  # retrieved here: there may be no waiter
+            raise
+        else:
             self.done = True
-            return
-        task = self._tasks.get(loop)
-        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
-            task = self._tasks[loop] = loop.create_task(self._run(*args))
-            # Retrieved here: every waiter may have given up before it ends.
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
-        await asyncio.shield(task)
-        self.done = True
+            if future is not None:
+                future.set_result(None)
+        finally:
+            if loop is not None:
+                del self._pending[loop]
 
 
 async def clear_with_progress(
