@@ -173,11 +173,18 @@ async def test_explicit_setup_connects_and_creates_the_index(
         name=unique_prefix,
         vector_backend="redisearch",
     )
-    core = cache.core()
-    assert isinstance(core, SemanticCache)
-    await core.setup()
+    before = ft_create_calls(redis_url)
+    await cache.asetup()
     with redis.Redis.from_url(redis_url) as client:
         assert unique_prefix.encode() in client.execute_command("FT._LIST")
+    assert isinstance(cache.core(), SemanticCache)
+    await asyncio.gather(*(cache.aupdate(f"q {i} {i}", LLM, gens("a")) for i in range(4)))
+    assert cache.stats.writes == 4
+    assert ft_create_calls(redis_url) - before == 1
+    exact = RedisCache(redis_url, prefix=unique_prefix)
+    await exact.asetup()  # connects; nothing else to do
+    await exact.aclose()
+    exact.close()
     await cache.aclose()
 
 

@@ -128,6 +128,21 @@ class _RedisLangChainCache(LangChainCache):
 
     lookup_hit.__doc__ = LangChainCache.lookup_hit.__doc__
 
+    async def asetup(self) -> None:
+        """Do the first use's one-time work now, for the calling event loop: connect,
+        probe the server, check the index (a semantic cache also loads its embedder's
+        model if it has ``awarm_up``, and creates a missing index). Optional: the first
+        calls do it themselves, outside their time budgets; this moves it ahead of
+        traffic.
+
+        Raises:
+            BackendError: the server failed (whatever the failure policy).
+            ConfigurationError: an existing index does not fit this cache.
+        """
+        setup = getattr(self.core(), "setup", None)
+        if setup is not None:
+            await setup()
+
     async def _publish_from_loop(self, deltas: dict[str, int]) -> None:
         client = getattr(getattr(self.core(), "store", None), "client", None)
         if client is not None:
