@@ -437,3 +437,19 @@ def test_max_entry_bytes_is_configurable_and_checked() -> None:
     for name in ("write_timeout", "setup_timeout", "admin_timeout"):
         with pytest.raises(ConfigurationError, match=name):
             FailurePolicy(**{name: 0})
+
+
+def test_async_clients_time_out_at_the_write_budget_and_sync_clients_at_the_read_budget() -> None:
+    from llmemo.adapters._redis_clients import RedisClientFactory
+
+    factory = RedisClientFactory.create("redis://127.0.0.1:1", None, None, 0.1, write_timeout=2.0)
+    sync_kwargs = factory.make_sync().connection_pool.connection_kwargs
+    async_kwargs = factory.make_async().connection_pool.connection_kwargs  # type: ignore[union-attr]
+    assert sync_kwargs["socket_timeout"] == 0.1
+    assert async_kwargs["socket_timeout"] == 2.0
+    assert async_kwargs["socket_connect_timeout"] == 2.0
+    chosen = RedisClientFactory.create(
+        "redis://127.0.0.1:1", None, {"socket_timeout": 0.5}, 0.1, write_timeout=2.0
+    )
+    assert chosen.make_async().connection_pool.connection_kwargs["socket_timeout"] == 0.5  # type: ignore[union-attr]
+    assert chosen.make_sync().connection_pool.connection_kwargs["socket_timeout"] == 0.5
