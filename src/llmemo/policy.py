@@ -2,12 +2,18 @@
 
 Every backend operation of a cache runs under a :class:`Guard`:
 
-* a **time budget** (``operation_timeout`` seconds for store calls, ``embed_timeout`` for
-  the embedder) enforced on the event loop; on llmemo's loop-free sync paths the clients'
-  socket timeouts bound the time instead;
-* a **circuit breaker**: after ``breaker_threshold`` consecutive failures the guard stops
-  calling the backend for ``breaker_reset`` seconds (a skipped call costs nothing), then
-  lets one probe through (half-open); a success closes it again;
+* a **time budget** (``operation_timeout`` seconds for store reads, ``write_timeout`` for
+  store writes, ``embed_timeout`` for the embedder) enforced on the event loop; on
+  llmemo's loop-free sync paths the clients' socket timeouts bound the time instead;
+* a **circuit breaker** per guard (reads, writes and the embedder each have their own:
+  failing writes, e.g. a full server, never switch off reads that work): after
+  ``breaker_threshold`` consecutive failures the guard stops calling the backend for
+  ``breaker_reset`` seconds (a skipped call costs nothing), then lets one probe through
+  (half-open); the probe's success closes it again;
+* a **one-time setup** (imports, connecting, probing the server, checking or creating an
+  index, loading an embedding model) that a call may need first runs *before* its budget
+  starts, under its own bound (``setup_timeout``; a model load under ``admin_timeout``),
+  shared by concurrent first callers;
 * with ``errors="open"`` (the default) a failed or skipped lookup is a miss and a failed
   write is dropped, each counted, with a warning at most once per ``warn_interval``
   seconds per kind of failure; with ``errors="raise"`` the typed
@@ -38,7 +44,13 @@ from llmemo.errors import ConfigurationError as _ConfigurationError
 if TYPE_CHECKING:
     from llmemo.caches.base import CacheStats
 
-__all__ = ["Breaker", "FailurePolicy", "Guard"]
+__all__ = [
+    "DEFAULT_ADMIN_TIMEOUT",
+    "DEFAULT_MAX_ENTRY_BYTES",
+    "Breaker",
+    "FailurePolicy",
+    "Guard",
+]
 
 T = TypeVar("T")
 logger = logging.getLogger("llmemo")
@@ -52,6 +64,13 @@ def _positive(value: object, parameter: str, *, allow_none: bool = False) -> Non
     validate_positive_seconds(value, parameter)
 
 
+#: Default largest encoded entry a cache writes, in bytes (see ``FailurePolicy``).
+DEFAULT_MAX_ENTRY_BYTES = 4 * 1024 * 1024
+#: Default seconds each command of an administrative call may take (``clear()``, index
+#: creation, the ``llmemo`` CLI's commands).
+DEFAULT_ADMIN_TIMEOUT = 60.0
+
+
 @dataclass(frozen=True, slots=True)
 class FailurePolicy:
     """How a cache behaves when its backend or embedder fails (all times in seconds).
@@ -59,9 +78,25 @@ class FailurePolicy:
     Attributes:
         errors: ``"open"``: failures become misses / dropped writes; ``"raise"``: they
             propagate as :mod:`llmemo.errors` exceptions.
-        operation_timeout: Budget of one store operation (a lookup's get or vector query,
-            a write); ``None`` for no budget beyond the client's socket timeouts.
+        operation_timeout: Budget of one store read (a lookup's get or vector query);
+            ``None`` for no budget beyond the client's socket timeouts.
+        write_timeout: Budget of one store write (default 2 s: an HNSW insert queues
+            behind others under a burst of writes, and a dropped write costs a model
+            call later, while nobody waits for a write); ``None`` for no budget beyond
+            the socket timeouts. Writes have their own circuit breaker.
         embed_timeout: Budget of one embedder call, or ``None``.
+        setup_timeout: Bound of a cache's one-time setup on first use in a process (or
+            event loop): connecting, probing the server, checking or creating the
+            index. It runs before the call's own budget starts, once for all
+            concurrent first callers; a failed setup counts as a failed call and is
+            tried again by the next call.
+        admin_timeout: Seconds each command of an administrative call (``clear()``,
+            index creation, ``setup()``) may take, and the bound of an embedding
+            model's one-time load; ``None`` for no bound.
+        max_entry_bytes: Largest encoded entry written, in bytes (default 4 MiB, see
+            :data:`DEFAULT_MAX_ENTRY_BYTES`); a bigger one is not sent (counted in
+            ``writes_too_large`` and ``writes_dropped``; never a breaker failure).
+            ``None`` for no cap.
         breaker_threshold: Consecutive failures that open the circuit.
         breaker_reset: Seconds the circuit stays open before one probe is let through.
         warn_interval: Least seconds between two warnings about the same kind of failure.
@@ -73,12 +108,24 @@ class FailurePolicy:
     breaker_threshold: int = 5
     breaker_reset: float = 1.0
     warn_interval: float = 30.0
+    write_timeout: float | None = 2.0
+    setup_timeout: float | None = 5.0
+    admin_timeout: float | None = DEFAULT_ADMIN_TIMEOUT
+    max_entry_bytes: int | None = DEFAULT_MAX_ENTRY_BYTES
 
     def __post_init__(self) -> None:
         if self.errors not in ("open", "raise"):
             raise _ConfigurationError(f"errors must be 'open' or 'raise'; got {self.errors!r}")
         _positive(self.operation_timeout, "operation_timeout", allow_none=True)
         _positive(self.embed_timeout, "embed_timeout", allow_none=True)
+        _positive(self.write_timeout, "write_timeout", allow_none=True)
+        _positive(self.setup_timeout, "setup_timeout", allow_none=True)
+        _positive(self.admin_timeout, "admin_timeout", allow_none=True)
+        cap = self.max_entry_bytes
+        if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 1):
+            raise _ConfigurationError(
+                f"max_entry_bytes must be an integer >= 1 or None; got {cap!r}"
+            )
         _positive(self.breaker_reset, "breaker_reset")
         _positive(self.warn_interval, "warn_interval")
         threshold = self.breaker_threshold
@@ -90,6 +137,11 @@ class FailurePolicy:
 
 class Breaker:
     """A thread-safe circuit breaker: closed → open → half-open → closed.
+
+    Each call admitted by :meth:`admit` gets a ticket, and reports its outcome with it.
+    Only the half-open probe's outcome moves an open circuit: calls that were already in
+    flight when it opened neither close it (a late success) nor re-open it (a late
+    failure), so the circuit changes state, and the guard logs, once per change.
 
     Args:
         threshold: Consecutive failures that open it.
@@ -106,6 +158,9 @@ class Breaker:
         self._failures = 0
         self._opened_at: float | None = None
         self._probing = False
+        # Bumped each time the circuit opens; a ticket is generation * 2 (+ 1 for the
+        # probe), so an outcome can tell whether it belongs to the current state.
+        self._generation = 0
         self._lock = threading.Lock()
 
     @property
@@ -118,39 +173,56 @@ class Breaker:
                 return "half-open"
             return "open"
 
-    def allow(self) -> bool:
-        """Whether a call may go to the backend now (half-open admits one probe)."""
+    def admit(self) -> int | None:
+        """A ticket for a call that may go to the backend now, or ``None`` to skip it
+        (open circuit; half-open admits one probe)."""
         if self._opened_at is None:  # fast path, no lock: the common case
-            return True
+            return self._generation * 2
         with self._lock:
             if self._opened_at is None:
-                return True
+                return self._generation * 2
             if self._probing or self._clock() - self._opened_at < self._reset:
-                return False
+                return None
             self._probing = True
-            return True
+            return self._generation * 2 + 1
 
-    def success(self) -> bool:
-        """Record a success; return whether this closed an open circuit."""
+    def allow(self) -> bool:
+        """Whether a call may go to the backend now (takes the probe when half-open)."""
+        return self.admit() is not None
+
+    def success(self, ticket: int) -> bool:
+        """Record the success of the call admitted with ``ticket``; return whether this
+        closed an open circuit (only the current probe's success does)."""
         if self._opened_at is None and self._failures == 0:
             return False
         with self._lock:
-            was_open = self._opened_at is not None
+            if self._opened_at is None:
+                if ticket >> 1 == self._generation:
+                    self._failures = 0
+                return False
+            if ticket != self._generation * 2 + 1 or not self._probing:
+                return False  # in flight since before it opened: says nothing new
             self._failures = 0
             self._opened_at = None
             self._probing = False
-            return was_open
+            return True
 
-    def failure(self) -> bool:
-        """Record a failure; return whether this opened the circuit."""
+    def failure(self, ticket: int) -> bool:
+        """Record the failure of the call admitted with ``ticket``; return whether this
+        opened the circuit (the threshold reached, or the current probe failed)."""
         with self._lock:
-            self._failures += 1
-            if self._probing or (self._opened_at is None and self._failures >= self._threshold):
-                opened = self._opened_at is None or self._probing
-                self._opened_at = self._clock()
-                self._probing = False
-                return opened
-            return False
+            if self._opened_at is None:
+                if ticket >> 1 != self._generation:
+                    return False  # admitted before the last open/close cycle
+                self._failures += 1
+                if self._failures < self._threshold:
+                    return False
+            elif ticket != self._generation * 2 + 1 or not self._probing:
+                return False  # already open; an older call's failure changes nothing
+            self._generation += 1
+            self._opened_at = self._clock()
+            self._probing = False
+            return True
 
 
 class _Watch:
@@ -238,15 +310,21 @@ def _deadlines_of(loop: asyncio.AbstractEventLoop) -> _Deadlines:
     return deadlines
 
 
+_LABELS = {"store": "store", "write": "store (writes)", "embedder": "embedder"}
+
+
 class Guard:
-    """Runs one kind of backend call (store or embedder) under a :class:`FailurePolicy`.
+    """Runs one kind of backend call (store reads, store writes or the embedder) under a
+    :class:`FailurePolicy`.
 
     One guard is shared by every event loop's core of a cache, so the breaker sees the
     backend's health, not one loop's.
 
     Args:
         policy: The policy.
-        kind: ``"store"`` or ``"embedder"`` (which timeout applies; names in messages).
+        kind: ``"store"`` (reads: ``operation_timeout``), ``"write"`` (store writes:
+            ``write_timeout``) or ``"embedder"`` (``embed_timeout``); also named in
+            messages.
         stats: Counters to update.
         clock: Monotonic seconds for the breaker and the warning rate limit.
     """
@@ -254,18 +332,25 @@ class Guard:
     def __init__(
         self,
         policy: FailurePolicy,
-        kind: Literal["store", "embedder"],
+        kind: Literal["store", "write", "embedder"],
         stats: CacheStats,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.policy = policy
         self.kind = kind
+        self.label = _LABELS[kind]
         self.stats = stats
         self.breaker = Breaker(policy.breaker_threshold, policy.breaker_reset, clock)
         self._threshold = policy.breaker_threshold
         self._reset = policy.breaker_reset
         self._scoped: dict[str, Breaker] = {}
-        self._timeout = policy.operation_timeout if kind == "store" else policy.embed_timeout
+        self._timeout = {
+            "store": policy.operation_timeout,
+            "write": policy.write_timeout,
+            "embedder": policy.embed_timeout,
+        }[kind]
+        # A model load is long and happens once; a store's setup is a few round trips.
+        self._setup_timeout = policy.admin_timeout if kind == "embedder" else policy.setup_timeout
         self._clock = clock
         self._last_warning: dict[str, float] = {}
         self._warn_lock = threading.Lock()
@@ -275,12 +360,17 @@ class Guard:
             None
         )
 
-    def _watch(self) -> _Watch | None:
-        """Register this call's budget with its loop's :class:`_Deadlines`, or ``None``
+    @property
+    def timeout(self) -> float | None:
+        """This guard's budget per call, in seconds (``None``: none)."""
+        return self._timeout
+
+    def _watch(self, seconds: float | None) -> _Watch | None:
+        """Register a budget of ``seconds`` with its loop's :class:`_Deadlines`, or ``None``
         where no budget is enforced here: no budget, no running task (llmemo's loop-free
         sync paths rely on the clients' socket timeouts), or Python 3.10 (no
         ``Task.uncancel``; the socket timeouts bound the time there too)."""
-        if self._timeout is None or sys.version_info < (3, 11):
+        if seconds is None or sys.version_info < (3, 11):
             return None
         try:
             loop = asyncio.get_running_loop()
@@ -292,7 +382,7 @@ class Guard:
         last = self._last_deadlines  # one read: other threads run other loops
         if last is None or last[0]() is not loop:
             last = self._last_deadlines = (weakref.ref(loop), _deadlines_of(loop))
-        return last[1].enter(loop, task, self._timeout)
+        return last[1].enter(loop, task, seconds)
 
     def breaker_for(self, scope: str | None) -> Breaker:
         """The breaker of ``scope`` (e.g. one Redis Cluster node), made on first use; the
@@ -307,17 +397,42 @@ class Guard:
                 )
         return breaker
 
+    async def _within(
+        self, action: Callable[[], Awaitable[T]], seconds: float | None, what: str
+    ) -> T:
+        """Await ``action()`` within ``seconds``; over it, raise ``BackendTimeoutError``."""
+        watch = self._watch(seconds)
+        if watch is None:
+            return await action()
+        try:
+            return await action()
+        except asyncio.CancelledError:
+            if not watch.expired or _cancelled_by_others(watch):
+                raise
+            raise BackendTimeoutError(
+                f"{self.label} {what} exceeded its {seconds} s budget"
+            ) from None
+        finally:
+            watch.owner.leave(watch)
+
     async def call(
         self,
         operation: str,
         action: Callable[[], Awaitable[T]],
         fallback: T,
         scope: str | None = None,
+        *,
+        setup: Callable[[], Awaitable[object]] | None = None,
+        timeout: float | Literal["default"] | None = "default",
     ) -> T:
         """Await ``action()`` under the budget and the breaker of ``scope``.
 
         ``scope`` names the part of the backend the call goes to (a cluster node), so that
         a failing node opens only its own circuit; ``None`` is the whole backend.
+        ``setup``, when given, is awaited first under its own bound (``setup_timeout``;
+        ``admin_timeout`` for the embedder), outside the call's budget; its failure is
+        the call's. ``timeout`` replaces this guard's budget for this call (e.g. a write
+        on a lookup's path that must not wait longer than a read).
 
         Returns:
             The action's result, or ``fallback`` when the call failed or was skipped and
@@ -327,45 +442,38 @@ class Guard:
             BackendError: a failure (or an open circuit) with ``errors="raise"``.
         """
         breaker = self.breaker if scope is None else self.breaker_for(scope)
-        if not breaker.allow():
+        ticket = breaker.admit()
+        if ticket is None:
             self.stats.add("breaker_skips")
             if self.policy.errors == "raise":
                 raise BackendUnavailableError(
-                    f"{self.kind} circuit is open after repeated failures; {operation} skipped"
+                    f"{self.label} circuit is open after repeated failures; {operation} skipped"
                 )
             return fallback
-        watch = self._watch()
         try:
-            result = await action()
-        except asyncio.CancelledError:
-            if watch is None or not watch.expired or _cancelled_by_others(watch):
-                raise
-            over = BackendTimeoutError(
-                f"{self.kind} {operation} exceeded its {self._timeout} s budget"
-            )
-            return self._failed(operation, over, over, fallback, breaker)
+            if setup is not None:
+                await self._within(setup, self._setup_timeout, f"{operation} setup")
+            budget = self._timeout if timeout == "default" else timeout
+            result = await self._within(action, budget, operation)
         except TimeoutError as exc:  # BackendTimeoutError, or the client's own timeout
             error = (
                 exc
                 if isinstance(exc, BackendError)
                 else BackendTimeoutError(
-                    f"{self.kind} {operation} exceeded its {self._timeout} s budget"
+                    f"{self.label} {operation} exceeded its {self._timeout} s budget"
                 )
             )
-            return self._failed(operation, error, exc, fallback, breaker)
+            return self._failed(operation, error, exc, fallback, breaker, ticket)
         except BackendError as exc:
-            return self._failed(operation, exc, exc, fallback, breaker)
+            return self._failed(operation, exc, exc, fallback, breaker, ticket)
         except Exception as exc:
             if self.kind != "embedder":
                 raise  # a bug or a caller error, not a backend failure
             failure = BackendError(f"embedder failed: {type(exc).__name__}: {exc}")
-            return self._failed(operation, failure, exc, fallback, breaker)
-        finally:
-            if watch is not None:
-                watch.owner.leave(watch)
-        if breaker.success():
+            return self._failed(operation, failure, exc, fallback, breaker, ticket)
+        if breaker.success(ticket):
             self.stats.add("breaker_closes")
-            logger.warning("llmemo: %s is back; circuit closed", self.kind)
+            logger.warning("llmemo: %s is back; circuit closed", self.label)
         return result
 
     def _failed(
@@ -375,6 +483,7 @@ class Guard:
         cause: BaseException,
         fallback: T,
         breaker: Breaker,
+        ticket: int,
     ) -> T:
         kind = (
             "timeout"
@@ -384,22 +493,27 @@ class Guard:
             else "backend"
         )
         self.stats.add("embedder_errors" if self.kind == "embedder" else f"errors_{kind}")
-        if breaker.failure():
+        if breaker.failure(ticket):
             self.stats.add("breaker_opens")
             self._warn(
-                f"{self.kind}-breaker",
-                f"llmemo: {self.kind} circuit opened after repeated failures",
+                f"{self.label}-breaker",
+                f"llmemo: {self.label} circuit opened after repeated failures",
             )
         if self.policy.errors == "raise":
             if error is cause:
                 raise error
             raise error from cause
         self._warn(
-            f"{self.kind}-{kind}",
-            f"llmemo: {self.kind} {operation} failed ({kind}); continuing without the cache: "
+            f"{self.label}-{kind}",
+            f"llmemo: {self.label} {operation} failed ({kind}); continuing without the cache: "
             f"{error}",
         )
         return fallback
+
+    def warn_once(self, kind: str, message: str) -> None:
+        """Log ``message`` unless one of the same ``kind`` was logged within the policy's
+        ``warn_interval``."""
+        self._warn(kind, message)
 
     def _warn(self, kind: str, message: str) -> None:
         now = self._clock()

@@ -136,3 +136,154 @@ def test_loops_closed_by_asyncio_run_are_not_kept_alive() -> None:
         asyncio.run(one_call())  # the loop closes with a timer still pending
     gc.collect()
     assert [ref() for ref in loops] == [None, None, None]
+
+
+# Item 14 of issue 15: the breaker logs once per state change; only the probe closes it.
+
+
+async def test_calls_in_flight_when_the_circuit_opened_neither_close_it_nor_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    stats = CacheStats()
+    guard = Guard(FailurePolicy(breaker_threshold=2, breaker_reset=1.0), "store", stats, clock)
+    release = asyncio.Event()
+
+    async def slow_success() -> str:
+        await release.wait()
+        return "ok"
+
+    # 50 calls enter while the circuit is closed and stay in flight ...
+    in_flight = [
+        asyncio.ensure_future(guard.call("lookup", slow_success, "miss")) for _ in range(50)
+    ]
+    await asyncio.sleep(0)
+    # ... then two failures open it.
+    for _ in range(2):
+        assert await guard.call("lookup", failing, "miss") == "miss"
+    assert guard.breaker.state == "open"
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="llmemo"):
+        release.set()
+        assert await asyncio.gather(*in_flight) == ["ok"] * 50
+        # The late successes did not close it: calls are still skipped.
+        assert guard.breaker.state == "open"
+        assert await guard.call("lookup", working, "miss") == "miss"
+        assert stats.breaker_closes == 0
+        # The probe, after the reset time, closes it: one line, once.
+        clock.now += 1.0
+        assert await guard.call("lookup", working, "miss") == "ok"
+        assert guard.breaker.state == "closed"
+        assert await guard.call("lookup", working, "miss") == "ok"
+    closed = [r for r in caplog.records if "circuit closed" in r.getMessage()]
+    assert len(closed) == 1
+    assert stats.breaker_closes == 1
+
+
+async def test_a_call_in_flight_failing_while_the_probe_runs_does_not_reopen_it() -> None:
+    clock = Clock()
+    stats = CacheStats()
+    guard = Guard(FailurePolicy(breaker_threshold=2, breaker_reset=1.0), "store", stats, clock)
+    release = asyncio.Event()
+
+    async def slow_failure() -> str:
+        await release.wait()
+        raise BackendUnavailableError("down")
+
+    old = asyncio.ensure_future(guard.call("lookup", slow_failure, "miss"))
+    await asyncio.sleep(0)
+    for _ in range(2):
+        await guard.call("lookup", failing, "miss")
+    clock.now += 1.0
+    probe_gate = asyncio.Event()
+
+    async def probe() -> str:
+        await probe_gate.wait()
+        return "ok"
+
+    probing = asyncio.ensure_future(guard.call("lookup", probe, "miss"))
+    await asyncio.sleep(0)
+    assert guard.breaker.state == "half-open"
+    release.set()
+    assert await old == "miss"  # an old call's failure is not the probe's
+    probe_gate.set()
+    assert await probing == "ok"
+    assert guard.breaker.state == "closed"
+    assert stats.breaker_opens == 1
+
+
+# Issue 15 item 8: one-time setup runs before the budget, shared by concurrent callers.
+
+
+async def test_setup_runs_outside_the_budget_once_for_concurrent_callers() -> None:
+    from llmemo.caches.base import OneTimeSetup
+
+    runs = 0
+
+    async def slow_setup() -> None:
+        nonlocal runs
+        runs += 1
+        await asyncio.sleep(0.3)  # three budgets: must not count against the call
+
+    setup = OneTimeSetup(slow_setup)
+    guard = Guard(FailurePolicy(operation_timeout=0.1), "store", CacheStats())
+    results = await asyncio.gather(
+        *(guard.call("lookup", working, "miss", setup=setup) for _ in range(4))
+    )
+    assert results == ["ok"] * 4
+    assert runs == 1
+    assert setup.done
+    assert guard.stats.errors == 0
+
+
+async def test_a_failed_setup_is_the_calls_failure_and_is_tried_again() -> None:
+    from llmemo.caches.base import OneTimeSetup
+
+    attempts = 0
+
+    async def flaky_setup() -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise BackendUnavailableError("refused")
+
+    setup = OneTimeSetup(flaky_setup)
+    stats = CacheStats()
+    guard = Guard(FailurePolicy(), "store", stats)
+    assert await guard.call("lookup", working, "miss", setup=setup) == "miss"
+    assert stats.errors_unavailable == 1
+    assert not setup.done
+    assert await guard.call("lookup", working, "miss", setup=setup) == "ok"
+    assert attempts == 2 and setup.done
+
+
+async def test_a_setup_over_its_own_bound_is_a_timeout() -> None:
+    from llmemo.caches.base import OneTimeSetup
+
+    async def hung_setup() -> None:
+        await asyncio.sleep(10)
+
+    setup = OneTimeSetup(hung_setup)
+    stats = CacheStats()
+    guard = Guard(FailurePolicy(setup_timeout=0.05), "store", stats)
+    assert await guard.call("lookup", working, "miss", setup=setup) == "miss"
+    assert stats.errors_timeout == 1
+
+
+async def test_writes_have_their_own_budget_and_breaker() -> None:
+    from llmemo.caches.base import CacheRuntime
+
+    runtime = CacheRuntime(FailurePolicy(operation_timeout=0.05, write_timeout=1.0))
+
+    async def slow_write() -> str:
+        await asyncio.sleep(0.2)  # over the read budget, within the write budget
+        return "stored"
+
+    assert await runtime.write_guard.call("write", slow_write, "dropped") == "stored"
+    for _ in range(5):
+        await runtime.write_guard.call("write", failing, "dropped")
+    assert runtime.write_guard.breaker.state == "open"
+    assert runtime.store_guard.breaker.state == "closed"
+    assert await runtime.store_guard.call("lookup", working, "miss") == "ok"
+    snapshot = runtime.snapshot()
+    assert snapshot["write_breaker"] == "open" and snapshot["store_breaker"] == "closed"

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from llmemo.errors import ConfigurationError
@@ -232,6 +232,10 @@ class RedisClientFactory:
     #: Set when llmemo's clients are cluster clients (``url`` or these settings).
     cluster: _ClusterSettings | None = None
     is_cluster: bool = False
+    #: Socket timeouts of the asyncio clients (not set by the user in client_kwargs):
+    #: the longest of the read and write budgets, which the caches' guards enforce
+    #: per call on the event loop.
+    async_timeouts: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def create(
@@ -242,14 +246,20 @@ class RedisClientFactory:
         operation_timeout: float | None = None,
         *,
         cluster: bool = False,
+        write_timeout: float | None = None,
     ) -> RedisClientFactory:
         """Validate what the user gave.
 
         Connection settings: ``socket_timeout`` and ``socket_connect_timeout`` default to
-        ``operation_timeout`` (the fail-open budget; 5 s without one), so a dead or
-        black-holed server is detected within the budget on every path, and failed
-        commands are retried once at once (no backoff: after a server restart the retry
-        reconnects). ``client_kwargs`` override all of these.
+        ``operation_timeout`` (the read budget; 5 s without one) on the sync clients,
+        whose calls no event loop can time, and to the longer of ``operation_timeout``
+        and ``write_timeout`` on the asyncio clients, whose calls the caches' guards
+        time per call (a read within the read budget, a write within the write
+        budget); so a dead or black-holed server is detected within the budget on every
+        path. Failed commands are retried once at once (no backoff: after a server
+        restart the retry reconnects). ``client_kwargs`` override all of these.
+        Administrative commands (``clear()``, index creation) read their replies with
+        the stores' ``admin_timeout`` instead.
 
         Args:
             redis_url: ``redis://``, ``rediss://`` or ``unix://`` URL, used when
@@ -263,8 +273,9 @@ class RedisClientFactory:
                 ``socket_timeout``, ``max_connections`` (per node on a cluster), and
                 ``pool_timeout`` for the wait for a free connection);
                 ``decode_responses`` is always ``False``.
-            operation_timeout: The cache's per-operation budget in seconds, or ``None``.
+            operation_timeout: The cache's read budget in seconds, or ``None``.
             cluster: ``redis_url`` names a node of a Redis Cluster.
+            write_timeout: The cache's write budget in seconds, or ``None``.
 
         Raises:
             ConfigurationError: no usable URL or client, ``decode_responses=True`` (in
@@ -292,6 +303,9 @@ class RedisClientFactory:
             "timeout": extra.pop("pool_timeout", DEFAULT_POOL_TIMEOUT),
         }
         budget = DEFAULT_SOCKET_TIMEOUT if operation_timeout is None else operation_timeout
+        longest = max(budget, DEFAULT_SOCKET_TIMEOUT if write_timeout is None else write_timeout)
+        timeouts = ("socket_timeout", "socket_connect_timeout")
+        async_timeouts = {name: longest for name in timeouts if name not in extra}
         extra = {"socket_timeout": budget, "socket_connect_timeout": budget, **extra}
         if not isinstance(cluster, bool):
             raise ConfigurationError(f"cluster must be a bool; got {cluster!r}")
@@ -308,12 +322,22 @@ class RedisClientFactory:
                     "a Redis Cluster is reached over TCP: redis_url must be redis:// or "
                     f"rediss:// with cluster=True; got {redis_url.split(':', 1)[0]}://"
                 )
-            return cls(redis_url, None, pool, extra, is_cluster=cluster)
+            return cls(
+                redis_url, None, pool, extra, is_cluster=cluster, async_timeouts=async_timeouts
+            )
         if _is_cluster_client(redis_client):
             nodes = _cluster_settings(redis_client)
             if not nodes.startup_nodes:
                 raise ConfigurationError("redis_client is a RedisCluster that names no node")
-            return cls(None, None, pool, extra, cluster=nodes, is_cluster=True)
+            return cls(
+                None,
+                None,
+                pool,
+                extra,
+                cluster=nodes,
+                is_cluster=True,
+                async_timeouts=async_timeouts,
+            )
         if not isinstance(redis_client, (redis.Redis, aioredis.Redis)):
             raise TypeError(
                 "redis_client must be a redis.Redis, redis.RedisCluster, redis.asyncio.Redis "
@@ -326,7 +350,7 @@ class RedisClientFactory:
         given = redis_client.connection_pool
         name = _counterpart(given.connection_class, redis.connection).__name__
         settings = _Settings(name, {**given.connection_kwargs, **extra})
-        return cls(None, settings, pool, {})
+        return cls(None, settings, pool, {}, async_timeouts=async_timeouts)
 
     def _kwargs_for(self, connection_class: type) -> dict[str, Any]:
         assert self.settings is not None
@@ -356,7 +380,11 @@ class RedisClientFactory:
         pool_class = loop_pool_class()
         if self.url is not None:
             pool = pool_class.from_url(
-                self.url, decode_responses=False, max_connections=size, **retry, **self.extra
+                self.url,
+                decode_responses=False,
+                max_connections=size,
+                **retry,
+                **{**self.extra, **self.async_timeouts},
             )
         else:
             assert self.settings is not None
@@ -365,7 +393,12 @@ class RedisClientFactory:
                 connection_class=connection_class,
                 decode_responses=False,
                 max_connections=size,
-                **{**retry, **self._kwargs_for(connection_class), **self.extra},
+                **{
+                    **retry,
+                    **self._kwargs_for(connection_class),
+                    **self.extra,
+                    **self.async_timeouts,
+                },
             )
         return aioredis.Redis.from_pool(pool)
 
@@ -390,6 +423,7 @@ class RedisClientFactory:
             # (it never sleeps between attempts); node connections do not retry.
             "retry": Retry(NoBackoff(), 1),
             **self._cluster_kwargs(_accepted_parameters(RedisCluster)),
+            **self.async_timeouts,
         }
         if self.url is not None:
             return RedisCluster.from_url(self.url, **common)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import inspect
 import time
 from collections.abc import Callable, Sequence
@@ -30,7 +31,14 @@ from llmemo import codec
 from llmemo.adapters import _runwatch
 from llmemo.adapters._singleflight import RECENT, SingleFlight
 from llmemo.adapters._sync import PerLoop, loop_running_here, run_now, run_sync
-from llmemo.caches.base import DEFAULT, CacheHit, CacheRuntime, CacheStats, resolve_ttl
+from llmemo.caches.base import (
+    DEFAULT,
+    CacheHit,
+    CacheRuntime,
+    CacheStats,
+    clear_with_progress,
+    resolve_ttl,
+)
 from llmemo.caches.exact import ExactCache
 from llmemo.caches.semantic import DEFAULT_DISTANCE_THRESHOLD, SemanticCache, resolve_verifier
 from llmemo.config import validate_optional_positive_int, validate_positive_seconds
@@ -503,14 +511,20 @@ class LangChainCache(BaseCache):
 
     async def aclear(self, **kwargs: Any) -> None:
         """Remove every entry of this cache (only this cache's namespace); answers of
-        recent single-flights are forgotten too (never served after a clear)."""
+        recent single-flights are forgotten too (never served after a clear).
+
+        Args:
+            progress: Optional keyword: called with the running count of removed
+                entries after each batch (Redis stores), e.g. to report a long clear.
+        """
         bound = self._bound()
+        progress = kwargs.get("progress")
         try:
             if bound.limiter is None:
-                await bound.core.aclear()
+                await clear_with_progress(bound.core.aclear, progress)
             else:
                 async with bound.limiter:
-                    await bound.core.aclear()
+                    await clear_with_progress(bound.core.aclear, progress)
         finally:
             self._forget_recent()
 
@@ -571,12 +585,13 @@ class LangChainCache(BaseCache):
             self._land(self._sync_core, prompt, llm_string, return_val, stored)
 
     def clear(self, **kwargs: Any) -> None:
-        """Sync :meth:`aclear`."""
+        """Sync :meth:`aclear` (same optional ``progress`` keyword)."""
+        progress = kwargs.get("progress")
         try:
             if self._sync_core is not None:
-                run_now(self._sync_core.aclear())
+                run_now(clear_with_progress(self._sync_core.aclear, progress))
             else:
-                run_sync(self.aclear)
+                run_sync(functools.partial(self.aclear, progress=progress))
         finally:
             self._forget_recent()
 
@@ -610,7 +625,9 @@ def _memory_policy(policy: FailurePolicy | None) -> FailurePolicy:
     operation cannot hang, and a timeout scope would only cost time)."""
     from llmemo.policy import FailurePolicy
 
-    return policy if policy is not None else FailurePolicy(operation_timeout=None)
+    return (
+        policy if policy is not None else FailurePolicy(operation_timeout=None, write_timeout=None)
+    )
 
 
 class InMemoryCache(LangChainCache):

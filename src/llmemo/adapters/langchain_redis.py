@@ -133,6 +133,21 @@ class _RedisLangChainCache(LangChainCache):
 
     lookup_hit.__doc__ = LangChainCache.lookup_hit.__doc__
 
+    async def asetup(self) -> None:
+        """Do the first use's one-time work now, for the calling event loop: connect,
+        probe the server, check the index (a semantic cache also loads its embedder's
+        model if it has ``awarm_up``, and creates a missing index). Optional: the first
+        calls do it themselves, outside their time budgets; this moves it ahead of
+        traffic.
+
+        Raises:
+            BackendError: the server failed (whatever the failure policy).
+            ConfigurationError: an existing index does not fit this cache.
+        """
+        setup = getattr(self.core(), "setup", None)
+        if setup is not None:
+            await setup()
+
     async def _publish_from_loop(self, deltas: dict[str, int]) -> None:
         client = getattr(getattr(self.core(), "store", None), "client", None)
         if client is not None:
@@ -228,7 +243,12 @@ class RedisCache(_RedisLangChainCache):
         config = CacheConfig(namespace=validate_namespace(prefix, parameter="prefix"), ttl=ttl)
         policy = policy if policy is not None else FailurePolicy(errors=errors)
         clients = RedisClientFactory.create(
-            redis_url, redis_client, client_kwargs, policy.operation_timeout, cluster=cluster
+            redis_url,
+            redis_client,
+            client_kwargs,
+            policy.operation_timeout,
+            cluster=cluster,
+            write_timeout=policy.write_timeout,
         )
         self.prefix = config.namespace
         self.ttl = config.ttl
@@ -236,7 +256,7 @@ class RedisCache(_RedisLangChainCache):
         def make_core() -> CoreCache:
             from llmemo.stores.redis.keystore import RedisKeyStore
 
-            store = RedisKeyStore(clients.make_async())
+            store = RedisKeyStore(clients.make_async(), admin_timeout=policy.admin_timeout)
             return ExactCache(store, namespace=config.namespace, ttl=config.ttl)
 
         from llmemo.stores.redis.blocking import BlockingRedisKeyStore
@@ -383,7 +403,12 @@ class RedisSemanticCache(_RedisLangChainCache):
         verifier = resolve_verifier(verifier)
         policy = policy if policy is not None else FailurePolicy(errors=errors)
         clients = RedisClientFactory.create(
-            redis_url, redis_client, client_kwargs, policy.operation_timeout, cluster=cluster
+            redis_url,
+            redis_client,
+            client_kwargs,
+            policy.operation_timeout,
+            cluster=cluster,
+            write_timeout=policy.write_timeout,
         )
         self.name = name
         self.prefix = prefix
@@ -395,7 +420,13 @@ class RedisSemanticCache(_RedisLangChainCache):
                 f"recreate_index_on_mismatch must be a bool; got {recreate_index_on_mismatch!r}"
             )
         chooser = self._backend_choice = _BackendChoice(
-            vector_backend, root, algorithm, dtype, ef_runtime, recreate_index_on_mismatch
+            vector_backend,
+            root,
+            algorithm,
+            dtype,
+            ef_runtime,
+            recreate=recreate_index_on_mismatch,
+            admin_timeout=policy.admin_timeout,
         )
 
         def make_core() -> CoreCache:
@@ -437,8 +468,11 @@ class _BackendChoice:
         algorithm: str,
         dtype: str,
         ef_runtime: int | None,
+        *,
         recreate: bool = False,
+        admin_timeout: float | None = None,
     ) -> None:
+        self.admin_timeout = admin_timeout
         self.backend = backend
         self.root = root
         self.algorithm = algorithm
@@ -458,10 +492,13 @@ class _BackendChoice:
                 dtype=self.dtype,
                 ef_runtime=ef,
                 recreate_index_on_mismatch=self.recreate,
+                admin_timeout=self.admin_timeout,
             )
         from llmemo.stores.redis.vectorset import RedisVectorSetStore
 
-        return RedisVectorSetStore(client, self.root, ef_runtime=self.ef_runtime)
+        return RedisVectorSetStore(
+            client, self.root, ef_runtime=self.ef_runtime, admin_timeout=self.admin_timeout
+        )
 
     def store(self, client: AsyncRedis | AsyncRedisCluster) -> VectorStore:
         if self.backend != "auto":
@@ -519,8 +556,17 @@ class _ProbingVectorStore:
     async def delete(self, partition: str, entry_id: str) -> bool:
         return await (await self._resolve()).delete(partition, entry_id)
 
-    async def clear(self) -> int:
-        return await (await self._resolve()).clear()
+    async def prepare(self, dimension: int | None = None) -> None:
+        store = await self._resolve()
+        prepare = getattr(store, "prepare", None)
+        if prepare is not None:
+            await prepare(dimension)
+
+    async def clear(self, *, progress: Any = None) -> int:
+        store = await self._resolve()
+        if progress is None:
+            return await store.clear()
+        return await store.clear(progress=progress)  # type: ignore[call-arg]
 
     async def aclose(self) -> None:
         if self._store is not None:

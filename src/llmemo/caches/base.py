@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -14,7 +15,16 @@ if TYPE_CHECKING:
     from llmemo.policy import FailurePolicy
     from llmemo.verify.base import Verdict
 
-__all__ = ["DEFAULT", "CacheHit", "CacheRuntime", "CacheStats", "check_key_inputs", "resolve_ttl"]
+__all__ = [
+    "DEFAULT",
+    "CacheHit",
+    "CacheRuntime",
+    "CacheStats",
+    "OneTimeSetup",
+    "check_key_inputs",
+    "clear_with_progress",
+    "resolve_ttl",
+]
 
 #: Marks an omitted per-call argument (``ttl``) where ``None`` is a meaningful value.
 DEFAULT: Any = object()
@@ -75,7 +85,10 @@ class CacheStats:
         errors_unavailable: Store operations that could not reach the backend.
         errors_backend: Other store failures.
         embedder_errors: Embedder calls that failed or exceeded their budget.
-        writes_dropped: Writes not stored because the backend or embedder failed.
+        writes_dropped: Writes not stored because the backend or embedder failed, or
+            the entry was too large.
+        writes_too_large: Writes refused before sending because the encoded entry was
+            over the policy's ``max_entry_bytes`` (each also in ``writes_dropped``).
         breaker_opens: Times a circuit opened.
         breaker_closes: Times an open circuit closed again.
         breaker_skips: Calls not sent because a circuit was open.
@@ -99,6 +112,7 @@ class CacheStats:
     errors_backend: int = 0
     embedder_errors: int = 0
     writes_dropped: int = 0
+    writes_too_large: int = 0
     breaker_opens: int = 0
     breaker_closes: int = 0
     breaker_skips: int = 0
@@ -164,8 +178,8 @@ def check_key_inputs(prompt: object, llm_string: object) -> None:
 
 class CacheRuntime:
     """What every core of one cache shares, across event loops and threads: the failure
-    policy, the counters, and one guard (budget + circuit breaker) for the store and one
-    for the embedder.
+    policy, the counters, and one guard (budget + circuit breaker) each for store reads,
+    store writes and the embedder.
 
     Args:
         policy: The failure policy (default: fail open, 100 ms per store operation).
@@ -180,16 +194,109 @@ class CacheRuntime:
         self.policy = policy if policy is not None else FailurePolicy()
         self.stats = CacheStats()
         self.store_guard = Guard(self.policy, "store", self.stats, clock)
+        self.write_guard = Guard(self.policy, "write", self.stats, clock)
         self.embed_guard = Guard(self.policy, "embedder", self.stats, clock)
+
+    def too_large(self, payload: bytes) -> bool:
+        """Whether ``payload`` is over the policy's ``max_entry_bytes`` (then counted as a
+        refused, dropped write, and warned about at most once per ``warn_interval``)."""
+        cap = self.policy.max_entry_bytes
+        if cap is None or len(payload) <= cap:
+            return False
+        self.stats.add("writes_too_large")
+        self.stats.add("writes_dropped")
+        self.write_guard.warn_once(
+            "too-large",
+            f"llmemo: an entry of {len(payload):,} bytes was not written (max_entry_bytes "
+            f"is {cap:,})",
+        )
+        return True
 
     def snapshot(self) -> dict[str, Any]:
         """Counters, circuit-breaker states and the lookup-latency histogram, as plain data."""
         return {
             "counters": self.stats.as_dict(),
             "store_breaker": self.store_guard.breaker.state,
+            "write_breaker": self.write_guard.breaker.state,
             "embedder_breaker": self.embed_guard.breaker.state,
             "lookup_latency": self.stats.latency_histogram(),
         }
+
+
+class OneTimeSetup:
+    """Work a cache does once before its first call of a kind (imports, connecting,
+    checking or creating an index, loading a model), shared by concurrent first callers.
+
+    Awaiting it runs ``run`` once, in the first caller's own coroutine (so that a cache
+    driven without suspending, by llmemo's sync faces, can use it too); callers that
+    come while it runs on the same event loop wait for it instead of running it again.
+    After a success :attr:`done` is set and awaiting returns at once; after a failure
+    the error is raised to the first caller and to every waiter (an interrupted run is a
+    :class:`~llmemo.errors.BackendTimeoutError` for the waiters), and the next call runs
+    it again.
+
+    Args:
+        run: The setup; called with the arguments of the call that runs it.
+    """
+
+    __slots__ = ("_pending", "_run", "done")
+
+    def __init__(self, run: Callable[..., Awaitable[object]]) -> None:
+        self._run = run
+        self.done = False
+        self._pending: dict[asyncio.AbstractEventLoop, asyncio.Future[None]] = {}
+
+    async def __call__(self, *args: Any) -> None:
+        if self.done:
+            return
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        future: asyncio.Future[None] | None = None
+        if loop is not None:
+            pending = self._pending.get(loop)
+            if pending is not None:
+                await asyncio.shield(pending)  # the running setup's outcome
+                return
+            future = self._pending[loop] = loop.create_future()
+        try:
+            await self._run(*args)
+        except BaseException as exc:
+            if future is not None:
+                from llmemo.errors import BackendTimeoutError
+
+                shared = (
+                    exc
+                    if isinstance(exc, Exception)
+                    else BackendTimeoutError("a cache's first-use setup was interrupted")
+                )
+                future.set_exception(shared)
+                future.exception()  # retrieved here: there may be no waiter
+            raise
+        else:
+            self.done = True
+            if future is not None:
+                future.set_result(None)
+        finally:
+            if loop is not None:
+                del self._pending[loop]
+
+
+async def clear_with_progress(
+    clear: Callable[..., Awaitable[int]], progress: Callable[[int], object] | None, *args: Any
+) -> int:
+    """Call a store's ``clear(*args)``, passing ``progress`` where the store reports
+    progress (a ``progress`` keyword); otherwise report the total once at the end."""
+    import inspect
+
+    if progress is None:
+        return await clear(*args)
+    if "progress" in inspect.signature(clear).parameters:
+        return await clear(*args, progress=progress)
+    removed = await clear(*args)
+    progress(removed)
+    return removed
 
 
 def resolve_ttl(explicit: Any, options: CallOptions, default: float | None) -> float | None:

@@ -12,7 +12,9 @@ from llmemo.caches.base import (
     CacheHit,
     CacheRuntime,
     CacheStats,
+    OneTimeSetup,
     check_key_inputs,
+    clear_with_progress,
     resolve_ttl,
 )
 from llmemo.config import CacheConfig
@@ -73,6 +75,23 @@ class ExactCache:
         self._clock = clock
         # An application uses few model configurations: remember their partitions.
         self._partitions: dict[str, str] = {}
+        # Connecting happens once, before the first call's budget starts.
+        prepare = getattr(store, "prepare", None)
+        self._setup: OneTimeSetup | None = None if prepare is None else OneTimeSetup(prepare)
+
+    def _pending_setup(self) -> OneTimeSetup | None:
+        setup = self._setup
+        return None if setup is None or setup.done else setup
+
+    async def setup(self) -> None:
+        """Do the one-time work of first use now (e.g. connect), instead of on the first
+        call (where it runs outside the call's budget anyway). Optional.
+
+        Raises:
+            BackendError: the store failed (whatever the failure policy).
+        """
+        if self._setup is not None:
+            await self._setup()
 
     @property
     def stats(self) -> CacheStats:
@@ -105,7 +124,11 @@ class ExactCache:
                 return None
             key = self.key(prompt, llm_string)
             payload = await self.runtime.store_guard.call(
-                "lookup", lambda: self._get(key), None, self._node_of(key)
+                "lookup",
+                lambda: self._get(key),
+                None,
+                self._node_of(key),
+                setup=self._pending_setup(),
             )
             if payload is not None:
                 try:
@@ -156,6 +179,9 @@ class ExactCache:
             SerializationError: the value is not encodable. Nothing is stored on error.
             BackendError: the store failed, with ``errors="raise"`` only (otherwise the
                 write is dropped and counted in ``stats.writes_dropped``).
+
+        An entry whose encoding is over the policy's ``max_entry_bytes`` is not sent
+        (``False``; counted in ``writes_too_large`` and ``writes_dropped``).
         """
         check_key_inputs(prompt, llm_string)
         options = current_options()
@@ -164,9 +190,15 @@ class ExactCache:
         if options.bypass_write:
             self.runtime.stats.add("bypassed_writes")
             return False
+        if self.runtime.too_large(payload):
+            return False
         key = self.key(prompt, llm_string)
-        done = await self.runtime.store_guard.call(
-            "write", lambda: self._set(key, payload, entry_ttl), False, self._node_of(key)
+        done = await self.runtime.write_guard.call(
+            "write",
+            lambda: self._set(key, payload, entry_ttl),
+            False,
+            self._node_of(key),
+            setup=self._pending_setup(),
         )
         self.runtime.stats.add("writes" if done else "writes_dropped")
         return done
@@ -189,17 +221,30 @@ class ExactCache:
         lease = f"{self.config.namespace}:{keys.KEY_SCHEMA}:l:" + self.key(
             prompt, llm_string
         ).removeprefix(entries)
-        taken = await self.runtime.store_guard.call(
-            "lease", lambda: store.try_lock(lease, ttl), True
+        # A write (a full server refuses it), so the write breaker's; on the lookup's
+        # path, so within the read budget.
+        runtime = self.runtime
+        taken = await runtime.write_guard.call(
+            "lease",
+            lambda: store.try_lock(lease, ttl),
+            True,
+            timeout=runtime.policy.operation_timeout,
         )
         return bool(taken)
 
-    async def aclear(self) -> int:
+    async def aclear(self, *, progress: Callable[[int], object] | None = None) -> int:
         """Remove every entry of this cache's namespace (and nothing else); return how many.
 
         An explicit administrative action: store errors propagate whatever the policy.
+        Each of its commands may take the policy's ``admin_timeout`` on stores that
+        accept it (the Redis stores).
+
+        Args:
+            progress: Called with the running count of removed keys after each batch, on
+                stores that report progress (the Redis stores).
         """
-        return await self.store.clear(f"{self.config.namespace}:{keys.KEY_SCHEMA}:x:")
+        prefix = f"{self.config.namespace}:{keys.KEY_SCHEMA}:x:"
+        return await clear_with_progress(self.store.clear, progress, prefix)
 
     async def aclose(self) -> None:
         """Close the store."""

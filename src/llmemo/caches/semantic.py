@@ -18,7 +18,9 @@ from llmemo.caches.base import (
     CacheHit,
     CacheRuntime,
     CacheStats,
+    OneTimeSetup,
     check_key_inputs,
+    clear_with_progress,
     resolve_ttl,
 )
 from llmemo.config import (
@@ -289,6 +291,81 @@ class SemanticCache:
         )
         self._pending: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future[MemoVector]]
         self._pending = {}
+        # First-use work, done before (not inside) the first calls' budgets, once.
+        self._store_setup = OneTimeSetup(self._prepare_store)
+        self._index_setup = OneTimeSetup(self._prepare_index)
+        self._embed_setup = OneTimeSetup(self._prepare_embedder)
+
+    # -- one-time setup ---------------------------------------------------------------
+
+    async def _prepare_store(self) -> None:
+        """Imports and the store's first-use work (connect, probe, find the index)."""
+        import numpy  # noqa: F401  # a first import costs ~0.1 s: never inside a budget
+
+        prepare = getattr(self.store, "prepare", None)
+        if prepare is not None:
+            try:
+                await prepare()
+            except (WrongTypeError, ConfigurationError):
+                pass  # bad data or a foreign index: the call itself meets it and counts it
+
+    async def _prepare_index(self, dimension: int | None) -> None:
+        """:meth:`_prepare_store`, then the index for vectors of ``dimension`` (created
+        if missing), once for all concurrent first writers."""
+        await self._store_setup()
+        prepare = getattr(self.store, "prepare", None)
+        if prepare is not None:
+            try:
+                await prepare(dimension)
+            except (WrongTypeError, ConfigurationError):
+                pass  # the write meets it again and reports it
+
+    async def _prepare_embedder(self) -> None:
+        """Load the embedder's model, if it says how (``warm_up``/``awarm_up`` on the
+        embedder or on the LangChain ``Embeddings`` it wraps)."""
+        for target in (self.embedder, getattr(self.embedder, "embeddings", None)):
+            if target is None:
+                continue
+            if getattr(self.embedder, "inline", False):
+                warm = getattr(target, "warm_up", None)
+                if callable(warm):
+                    warm()
+                    return
+                continue
+            awarm = getattr(target, "awarm_up", None)
+            if callable(awarm):
+                await awarm()
+                return
+
+    async def setup(self) -> None:
+        """Do the one-time work of first use now instead of in the first calls: imports,
+        connecting, probing the server, checking the index, loading the embedder's
+        model (if it has ``awarm_up``); then, if the store has no index yet, embed a
+        probe text to learn the dimension and create it. Optional: the first calls do
+        it themselves, outside their budgets.
+
+        Raises:
+            BackendError: the store or the embedder failed (whatever the policy).
+            ConfigurationError: the store's index does not fit this cache.
+        """
+        import numpy  # noqa: F401
+
+        await self._embed_setup()
+        prepare = getattr(self.store, "prepare", None)
+        if prepare is None:
+            self._store_setup.done = True
+            return
+        await prepare()
+        self._store_setup.done = True
+        dimension = getattr(self.store, "dimension", None)
+        if dimension is None:
+            dimension = len(await self._embed_now("llmemo setup"))
+        await prepare(dimension)
+        self._index_setup.done = True
+
+    @staticmethod
+    def _pending_setup(setup: OneTimeSetup) -> OneTimeSetup | None:
+        return None if setup.done else setup
 
     def _new_memo(self) -> LRU[MemoVector]:
         return LRU(
@@ -372,7 +449,12 @@ class SemanticCache:
         return memo[0]
 
     async def _embed_guarded(self, text: str, operation: str) -> MemoVector | None:
-        return await self.runtime.embed_guard.call(operation, lambda: self._embed(text), None)
+        return await self.runtime.embed_guard.call(
+            operation,
+            lambda: self._embed(text),
+            None,
+            setup=self._pending_setup(self._embed_setup),
+        )
 
     def _node_of(self, partition: str) -> str | None:
         # Per-node circuit breakers on a Redis Cluster: a dead shard opens only its own.
@@ -527,12 +609,17 @@ class SemanticCache:
                 lambda: self._get_or_search(probing, partition, entry_id, memoised, k, threshold),
                 _STORE_FAILED,
                 node,
+                setup=self._pending_setup(self._store_setup),
             )
             payload, matches = (both, None) if both is _STORE_FAILED else both
         elif self.exact_first or not parts.text:
             started = time.perf_counter()
             payload = await guard.call(
-                "lookup", lambda: self._get(partition, entry_id), _STORE_FAILED, node
+                "lookup",
+                lambda: self._get(partition, entry_id),
+                _STORE_FAILED,
+                node,
+                setup=self._pending_setup(self._store_setup),
             )
             if payload is not _STORE_FAILED:
                 self._probe_cost.add(time.perf_counter() - started)
@@ -553,6 +640,7 @@ class SemanticCache:
                     lambda: self._search(partition, vector, k, threshold),
                     no_matches,
                     node,
+                    setup=self._pending_setup(self._store_setup),
                 )
         if matches:
             hit = await self._first_served(matches, parts.text, entry_id)
@@ -609,6 +697,9 @@ class SemanticCache:
             SerializationError: the value is not encodable. Nothing is stored on error.
             BackendError: the store or the embedder failed, with ``errors="raise"``
                 only (otherwise the write is dropped and counted).
+
+        An entry whose encoding is over the policy's ``max_entry_bytes`` is not sent
+        (``False``; counted in ``writes_too_large`` and ``writes_dropped``).
         """
         check_key_inputs(prompt, llm_string)
         options = current_options()
@@ -622,12 +713,16 @@ class SemanticCache:
         if options.bypass_write:
             self.stats.add("bypassed_writes")
             return False
+        if self.runtime.too_large(payload):
+            return False
         vector = await self._embed_guarded(text, "write")
-        done = vector is not None and await self.runtime.store_guard.call(
+        setup = self._index_setup
+        done = vector is not None and await self.runtime.write_guard.call(
             "write",
             lambda: self._add(partition, entry_id, vector, payload, entry_ttl),
             False,
             self._node_of(partition),
+            setup=None if setup.done else lambda: setup(len(vector)),
         )
         self.stats.add("writes" if done else "writes_dropped")
         return done
@@ -638,13 +733,19 @@ class SemanticCache:
         await self.store.add(partition, entry_id, vector, payload, ttl=ttl)
         return True
 
-    async def aclear(self) -> int:
+    async def aclear(self, *, progress: Callable[[int], object] | None = None) -> int:
         """Remove every entry of this cache's store; return how many.
 
         An explicit administrative action: store errors propagate whatever the policy.
+        Each of its commands may take the policy's ``admin_timeout`` on stores that
+        accept it (the Redis stores).
+
+        Args:
+            progress: Called with the running count of removed entries after each batch,
+                on stores that report progress (the Redis stores).
         """
         self._memo = self._new_memo()
-        return await self.store.clear()
+        return await clear_with_progress(self.store.clear, progress)
 
     async def aclose(self) -> None:
         """Close the store."""

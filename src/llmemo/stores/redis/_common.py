@@ -34,6 +34,7 @@ __all__ = [
     "SCHEMA_SEGMENT_RE",
     "TOKEN_RE",
     "LuaScript",
+    "admin_runner",
     "check_client",
     "check_k",
     "check_max_distance",
@@ -50,6 +51,7 @@ __all__ = [
     "slot_tag",
     "ttl_to_ms",
     "unlink_matching",
+    "validate_admin_timeout",
     "validate_name",
 ]
 
@@ -154,25 +156,95 @@ def encode_vector(vector: Vector, dtype: np.dtype[Any], dimension: int | None) -
     return array
 
 
+def validate_admin_timeout(value: object) -> float | None:
+    """Check a store's ``admin_timeout`` (seconds > 0, or ``None``).
+
+    Raises:
+        ConfigurationError: naming the parameter.
+    """
+    if value is None:
+        return None
+    from llmemo.config import validate_positive_seconds
+
+    return validate_positive_seconds(value, "admin_timeout")
+
+
+def admin_runner(client: Redis | RedisCluster, timeout: float | None) -> CommandRunner:
+    """A coroutine function sending one administrative command (``SCAN``, ``UNLINK``,
+    ``FT.CREATE``, ...) whose reply may take up to ``timeout`` seconds, whatever the
+    client's ``socket_timeout`` (which is the much shorter budget of cache calls).
+
+    On a standalone pooled client the reply is read with ``timeout`` on a connection of
+    the client's pool (as :func:`command_runner`, with the reply callbacks applied);
+    with ``timeout=None``, or on a cluster or single-connection client, commands go
+    through ``client.execute_command`` under the client's own socket timeout.
+    """
+    pool = _pooled(client)
+    if pool is None or timeout is None:
+        return client.execute_command
+    callbacks = client.response_callbacks
+    seconds = float(timeout)
+
+    async def run(*args: Any) -> Any:
+        async def send_and_read(connection: Any) -> Any:
+            await connection.send_packed_command(connection.pack_command(*args))
+            return await connection.read_response(timeout=seconds)
+
+        response = await _on_connection(pool, send_and_read)
+        callback = callbacks.get(args[0])
+        return response if callback is None else callback(response)
+
+    return run
+
+
 async def unlink_matching(
-    client: Redis | RedisCluster, pattern: str, batch_size: int, *, count: int = 1000
+    client: Redis | RedisCluster,
+    pattern: str,
+    batch_size: int,
+    *,
+    count: int = 1000,
+    timeout: float | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> int:
     """SCAN for ``pattern`` and UNLINK in batches; return how many keys were removed.
 
     ``count`` is the ``COUNT`` hint of each ``SCAN``, ``batch_size`` the keys per
+    ``UNLINK``; each command's reply may take ``timeout`` seconds (see
+    :func:`admin_runner`). ``progress`` is called with the running count after each
     ``UNLINK``. Driver errors propagate (the caller maps them).
     """
     removed = 0
     batch: list[bytes] = []
-    # The cluster client's scan_iter walks every primary (UNLINK is split per slot there);
-    # the standalone one the single server. Both yield raw key bytes (decode_responses=False).
-    async for key in client.scan_iter(match=pattern, count=count):
-        batch.append(key)
-        if len(batch) >= batch_size:
-            removed += await client.unlink(*batch)
-            batch.clear()
+    run = admin_runner(client, timeout)
+    lean = not isinstance(client, RedisCluster) and run is not client.execute_command
+
+    async def unlink() -> None:
+        nonlocal removed
+        # The clients' own unlink() splits a batch per hash slot on a cluster.
+        removed += int(await (run("UNLINK", *batch) if lean else client.unlink(*batch)))
+        batch.clear()
+        if progress is not None:
+            progress(removed)
+
+    if not lean:
+        # The cluster client's scan_iter walks every primary (UNLINK is split per slot
+        # there); both yield raw key bytes (decode_responses=False).
+        async for key in client.scan_iter(match=pattern, count=count):
+            batch.append(key)
+            if len(batch) >= batch_size:
+                await unlink()
+    else:
+        cursor: Any = 0
+        while True:
+            cursor, found = await run("SCAN", cursor, "MATCH", pattern, "COUNT", count)
+            for key in found:
+                batch.append(key)
+                if len(batch) >= batch_size:
+                    await unlink()
+            if int(cursor) == 0:
+                break
     if batch:
-        removed += await client.unlink(*batch)
+        await unlink()
     return removed
 
 

@@ -5,7 +5,7 @@ Works with a standalone ``redis.asyncio.Redis`` and with ``redis.asyncio.cluster
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from redis.asyncio import Redis
@@ -20,6 +20,7 @@ from llmemo.stores.redis._common import (
     node_name,
     ttl_to_ms,
     unlink_matching,
+    validate_admin_timeout,
 )
 from llmemo.stores.redis._errors import map_redis_errors
 
@@ -64,6 +65,9 @@ class RedisKeyStore:
             close a client it was given; the caller does. No I/O happens here.
         scan_count: ``COUNT`` hint for each ``SCAN`` call in :meth:`clear` (> 0).
         delete_batch: Keys per ``UNLINK`` in :meth:`clear` (> 0).
+        admin_timeout: Seconds each command of :meth:`clear` may take (its replies are
+            read with this timeout instead of the client's ``socket_timeout``, which
+            caches set to their short budget); ``None``: the socket timeout.
 
     Raises:
         ConfigurationError: ``client`` decodes responses (values are opaque bytes and a
@@ -72,6 +76,7 @@ class RedisKeyStore:
     """
 
     __slots__ = (
+        "_admin",
         "_client",
         "_delete_batch",
         "_get",
@@ -87,6 +92,7 @@ class RedisKeyStore:
         *,
         scan_count: int = 1000,
         delete_batch: int = 500,
+        admin_timeout: float | None = None,
     ) -> None:
         check_client(client, type(self).__name__)
         if scan_count <= 0:
@@ -98,6 +104,7 @@ class RedisKeyStore:
         self._is_cluster = isinstance(client, RedisCluster)
         self._scan_count = scan_count
         self._delete_batch = delete_batch
+        self._admin = validate_admin_timeout(admin_timeout)
         self._owns_client = False
 
     @classmethod
@@ -217,7 +224,20 @@ class RedisKeyStore:
             removed: int = await self._client.unlink(key)
         return removed > 0
 
-    async def clear(self, prefix: str) -> int:
+    async def prepare(self) -> None:
+        """Connect now (one ``PING``; on a cluster, fetch the slot map), so that the first
+        cache call does not spend its budget on it. Optional; idempotent.
+
+        Raises:
+            BackendError: the server is unreachable or failed.
+        """
+        with map_redis_errors("PING"):
+            if self._is_cluster:
+                await self._client.initialize()
+            else:
+                await self._client.execute_command("PING")
+
+    async def clear(self, prefix: str, *, progress: Callable[[int], object] | None = None) -> int:
         """Remove every key starting with ``prefix`` (literally) and nothing else.
 
         Scans with ``SCAN MATCH <escaped prefix>*`` (glob characters in ``prefix`` match
@@ -227,6 +247,7 @@ class RedisKeyStore:
 
         Args:
             prefix: A non-empty key prefix.
+            progress: Called with the running count after each ``UNLINK`` batch.
 
         Returns:
             How many keys were removed.
@@ -241,7 +262,12 @@ class RedisKeyStore:
         pattern = glob_escape(prefix) + "*"
         with map_redis_errors("clear"):
             return await unlink_matching(
-                self._client, pattern, self._delete_batch, count=self._scan_count
+                self._client,
+                pattern,
+                self._delete_batch,
+                count=self._scan_count,
+                timeout=self._admin,
+                progress=progress,
             )
 
     async def aclose(self) -> None:

@@ -60,6 +60,7 @@ from llmemo.errors import (
 from llmemo.stores.base import Vector, VectorMatch
 from llmemo.stores.redis._common import (
     LuaScript,
+    admin_runner,
     check_client,
     check_k,
     check_max_distance,
@@ -76,6 +77,7 @@ from llmemo.stores.redis._common import (
     slot_tag,
     ttl_to_ms,
     unlink_matching,
+    validate_admin_timeout,
     validate_name,
 )
 from llmemo.stores.redis._errors import (
@@ -348,6 +350,9 @@ class RedisSearchVectorStore:
         m: HNSW links per node (``M``), or ``None`` for the server default.
         ef_construction: HNSW build-time candidate list size, or ``None``.
         ef_runtime: HNSW query-time candidate list size, sent with each query, or ``None``.
+        admin_timeout: Seconds each index command (``FT.INFO``, ``FT.CREATE``,
+            ``FT.DROPINDEX``) and each command of :meth:`clear` may take, instead of the
+            client's ``socket_timeout``; ``None``: the socket timeout.
         recreate_index_on_mismatch: When this store's index exists with another
             schema, drop it and create this store's instead of raising (on the first
             add, setup or search). The documents are kept and re-indexed in the
@@ -359,6 +364,8 @@ class RedisSearchVectorStore:
     """
 
     __slots__ = (
+        "_admin",
+        "_admin_timeout",
         "_algorithm",
         "_client",
         "_closed",
@@ -378,6 +385,7 @@ class RedisSearchVectorStore:
         "_name",
         "_owns_client",
         "_pair",
+        "_prepare_lock",
         "_ready",
         "_recheck_at",
         "_recreate",
@@ -397,9 +405,11 @@ class RedisSearchVectorStore:
         ef_construction: int | None = None,
         ef_runtime: int | None = None,
         recreate_index_on_mismatch: bool = False,
+        admin_timeout: float | None = None,
     ) -> None:
         check_client(client, type(self).__name__)
         self._name = validate_name(name)
+        self._admin_timeout = validate_admin_timeout(admin_timeout)
         self._algorithm = validate_choice(algorithm, REDISEARCH_ALGORITHMS, parameter="algorithm")
         self._dtype_name = validate_choice(dtype, REDISEARCH_VECTOR_TYPES, parameter="dtype")
         self._dtype = _DTYPES[self._dtype_name]
@@ -424,6 +434,8 @@ class RedisSearchVectorStore:
         self._recreate = recreate_index_on_mismatch
         self._client = client
         self._command = command_runner(client)
+        # Index commands and clear() may take admin_timeout, not the cache's budget.
+        self._admin = admin_runner(client, self._admin_timeout)
         self._pair = pair_runner(client)
         self._key_root = f"{self._name}:v1:s:"
         self._cluster: RedisCluster | None = client if isinstance(client, RedisCluster) else None
@@ -439,6 +451,9 @@ class RedisSearchVectorStore:
         self._refused: dict[str, tuple[str, float]] = {}
         self._ready = False
         self._recheck_at = 0.0  # monotonic time of the next check of a fit index
+        # One index check at a time on a standalone server: a burst of first writes
+        # waits for one FT.INFO/FT.CREATE instead of each sending its own.
+        self._prepare_lock = asyncio.Lock()
         self._search_args: dict[int, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
         self._owns_client = False
         self._closed = False
@@ -459,6 +474,7 @@ class RedisSearchVectorStore:
             "ef_construction",
             "ef_runtime",
             "recreate_index_on_mismatch",
+            "admin_timeout",
         }
         store_kwargs = {k: v for k, v in kwargs.items() if k in store_keys}
         client_kwargs = {k: v for k, v in kwargs.items() if k not in store_keys}
@@ -552,10 +568,17 @@ class RedisSearchVectorStore:
             return await self._command(*args)
         return await self._client.execute_command(*args, target_nodes=node)
 
+    async def _ft_admin(self, node: ClusterNode | None, *args: Any) -> Any:
+        """Send one index-management ``FT.*`` command (its reply may take
+        ``admin_timeout``): to ``node`` on a cluster, else to the server."""
+        if node is None:
+            return await self._admin(*args)
+        return await self._client.execute_command(*args, target_nodes=node)
+
     async def _info(self, index: str, node: ClusterNode | None) -> tuple[bool, _Schema | None]:
         """Return ``(exists, schema)`` of the index named ``index`` (one ``FT.INFO``)."""
         try:
-            reply = await self._ft(node, "FT.INFO", index)
+            reply = await self._ft_admin(node, "FT.INFO", index)
         except ResponseError as exc:
             if _is_missing_index(exc):
                 return False, None
@@ -570,7 +593,7 @@ class RedisSearchVectorStore:
     async def _create(self, index: str, node: ClusterNode | None, dimension: int) -> bool:
         """Create the index; return ``False`` if another writer created it first."""
         try:
-            await self._ft(node, *self._create_args(index, dimension))
+            await self._ft_admin(node, *self._create_args(index, dimension))
         except ResponseError as exc:
             if "already exists" in str(exc).lower():
                 return False
@@ -658,7 +681,7 @@ class RedisSearchVectorStore:
         if delete_documents:
             args += ("DD",)
         try:
-            await self._ft(node, *args)
+            await self._ft_admin(node, *args)
         except ResponseError as exc:
             if _is_missing_index(exc):
                 return False
@@ -693,6 +716,26 @@ class RedisSearchVectorStore:
         self._indexes.clear()
         for node in await self._primaries():
             await self._node_index(node, dimension, create=True)
+
+    async def prepare(self, dimension: int | None = None) -> None:
+        """Do the first use's work now: connect and check the index (``FT.INFO``), and
+        with ``dimension`` create it if missing (``FT.CREATE``). Concurrent callers share
+        one check; once the index is known this returns at once. On a cluster it fetches
+        the slot map only (each primary's index is found on first use there). Caches call
+        it before their first calls' budgets start.
+
+        Raises:
+            As :meth:`setup`.
+        """
+        if self._ready:
+            return
+        if self._cluster is not None:
+            await self._primaries()
+            return
+        async with self._prepare_lock:
+            if not self._ready:
+                self._ready = await self._prepare(dimension, create=dimension is not None)
+                self._recheck_at = time.monotonic() + _INDEX_RECHECK_S
 
     async def drop_index(self, *, delete_documents: bool = False) -> bool:
         """Drop the index (``FT.DROPINDEX``), keeping the entries unless told otherwise.
@@ -856,8 +899,7 @@ class RedisSearchVectorStore:
                 await self._node_index(node, array.size, create=True)
                 encode_vector(array, self._dtype, self._dimension)
         elif not self._ready:
-            self._ready = await self._prepare(array.size, create=True)
-            self._recheck_at = time.monotonic() + _INDEX_RECHECK_S
+            await self.prepare(array.size)
             if array.size != self._dimension:
                 # The index was there first and has another dimension.
                 encode_vector(array, self._dtype, self._dimension)
@@ -1102,18 +1144,24 @@ class RedisSearchVectorStore:
             removed: int = await self._client.unlink(self._key(partition, entry_id))
         return removed > 0
 
-    async def clear(self) -> int:
+    async def clear(self, *, progress: Callable[[int], object] | None = None) -> int:
         """Remove every entry of this store (``SCAN`` + ``UNLINK`` of ``<name>:v1:s:*``).
 
         The index stays (empty) and nothing outside this store's key prefix is touched.
-        Not atomic: entries added while it runs may survive.
+        Not atomic: entries added while it runs may survive. Each command may take
+        ``admin_timeout`` (an ``UNLINK`` of 500 indexed entries takes ~0.25 s).
+
+        Args:
+            progress: Called with the running count after each ``UNLINK`` batch.
 
         Returns:
             How many entries (keys) were removed.
         """
         pattern = glob_escape(self._key_root) + "*"
         with map_redis_errors("clear"):
-            return await unlink_matching(self._client, pattern, 500)
+            return await unlink_matching(
+                self._client, pattern, 500, timeout=self._admin_timeout, progress=progress
+            )
 
     async def aclose(self) -> None:
         """Close the client if this store created it (:meth:`from_url`); idempotent."""

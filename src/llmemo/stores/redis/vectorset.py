@@ -20,6 +20,7 @@ the set's own TTL depends on its current one (see :class:`RedisVectorSetStore`).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import numpy as np
@@ -38,6 +39,7 @@ from llmemo.errors import (
 from llmemo.stores.base import Vector, VectorMatch
 from llmemo.stores.redis._common import (
     LuaScript,
+    admin_runner,
     check_client,
     check_k,
     check_max_distance,
@@ -52,6 +54,7 @@ from llmemo.stores.redis._common import (
     probed_payload,
     run_script,
     ttl_to_ms,
+    validate_admin_timeout,
     validate_name,
 )
 from llmemo.stores.redis._errors import (
@@ -222,6 +225,8 @@ class RedisVectorSetStore:
         m: HNSW links per node (``VADD … M``), or ``None`` for the server default.
         ef_construction: ``VADD … EF`` (build exploration factor), or ``None``.
         ef_runtime: ``VSIM … EF`` (search exploration factor), or ``None``.
+        admin_timeout: Seconds each command of :meth:`clear` may take, instead of the
+            client's ``socket_timeout``; ``None``: the socket timeout.
 
     Raises:
         ConfigurationError: A parameter is invalid (the message names it).
@@ -229,6 +234,7 @@ class RedisVectorSetStore:
 
     __slots__ = (
         "_add_options",
+        "_admin_timeout",
         "_client",
         "_closed",
         "_command",
@@ -252,9 +258,11 @@ class RedisVectorSetStore:
         m: int | None = None,
         ef_construction: int | None = None,
         ef_runtime: int | None = None,
+        admin_timeout: float | None = None,
     ) -> None:
         check_client(client, type(self).__name__)
         self._name = validate_name(name)
+        self._admin_timeout = validate_admin_timeout(admin_timeout)
         if not isinstance(quantization, str) or quantization.upper() not in _QUANTIZATIONS:
             raise ConfigurationError(
                 f"quantization must be 'Q8', 'NOQUANT' or 'BIN'; got {quantization!r}"
@@ -289,7 +297,14 @@ class RedisVectorSetStore:
         rest to ``Redis.from_url`` (``RedisCluster.from_url`` with ``cluster=True``, the
         URL naming one node). :meth:`aclose` closes the client.
         """
-        store_keys = {"dimension", "quantization", "m", "ef_construction", "ef_runtime"}
+        store_keys = {
+            "dimension",
+            "quantization",
+            "m",
+            "ef_construction",
+            "ef_runtime",
+            "admin_timeout",
+        }
         store_kwargs = {k: v for k, v in kwargs.items() if k in store_keys}
         client_kwargs = {k: v for k, v in kwargs.items() if k not in store_keys}
         client = client_from_url(url, cluster=cluster, **client_kwargs)
@@ -486,11 +501,28 @@ class RedisVectorSetStore:
             raise _vset_error(exc, "VREM") from exc
         return int(removed) > 0
 
-    async def clear(self) -> int:
+    async def prepare(self, dimension: int | None = None) -> None:
+        """Connect now (one ``PING``; on a cluster, fetch the slot map), so that the first
+        cache call does not spend its budget on it. Vector sets need no index: VADD
+        makes each partition's set. Optional; idempotent.
+
+        Raises:
+            BackendError: the server is unreachable or failed.
+        """
+        with map_redis_errors("PING"):
+            if isinstance(self._client, RedisCluster):
+                await self._client.initialize()
+            else:
+                await self._command("PING")
+
+    async def clear(self, *, progress: Callable[[int], object] | None = None) -> int:
         """Remove every entry of this store: ``SCAN`` + ``UNLINK`` of ``<name>:v1:v[sp]:*``.
 
         Nothing outside this store's key prefix is touched. Not atomic: entries added while
-        it runs may survive.
+        it runs may survive. Each command may take ``admin_timeout``.
+
+        Args:
+            progress: Called with the running count of removed entries after each batch.
 
         Returns:
             How many live entries (payload keys) were removed.
@@ -500,20 +532,48 @@ class RedisVectorSetStore:
         removed = 0
         payloads: list[bytes] = []
         sets: list[bytes] = []
+        run = admin_runner(self._client, self._admin_timeout)
+        lean = (
+            not isinstance(self._client, RedisCluster) and run is not self._client.execute_command
+        )
+
+        async def unlink(keys: list[bytes]) -> int:
+            # The client's own unlink() splits a batch per hash slot on a cluster.
+            return int(await (run("UNLINK", *keys) if lean else self._client.unlink(*keys)))
+
         with map_redis_errors("clear"):
-            async for key in self._client.scan_iter(match=pattern, count=1000):
+            async for key in self._scan(pattern, run):
                 (payloads if key.startswith(payload_root) else sets).append(key)
                 if len(payloads) >= 500:
-                    removed += await self._client.unlink(*payloads)
+                    removed += await unlink(payloads)
                     payloads.clear()
+                    if progress is not None:
+                        progress(removed)
                 if len(sets) >= 500:
-                    await self._client.unlink(*sets)
+                    await unlink(sets)
                     sets.clear()
             if payloads:
-                removed += await self._client.unlink(*payloads)
+                removed += await unlink(payloads)
             if sets:
-                await self._client.unlink(*sets)
+                await unlink(sets)
+        if progress is not None:
+            progress(removed)
         return removed
+
+    async def _scan(self, pattern: str, run: Any) -> AsyncIterator[bytes]:
+        """Keys matching ``pattern``: ``SCAN`` through ``run`` on a standalone client (the
+        admin timeout applies), the client's ``scan_iter`` on a cluster (every primary)."""
+        if isinstance(self._client, RedisCluster) or run is self._client.execute_command:
+            async for key in self._client.scan_iter(match=pattern, count=1000):
+                yield key
+            return
+        cursor: Any = 0
+        while True:
+            cursor, found = await run("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
+            for key in found:
+                yield key
+            if int(cursor) == 0:
+                return
 
     async def aclose(self) -> None:
         """Close the client if this store created it (:meth:`from_url`); idempotent."""
