@@ -89,6 +89,8 @@ class CacheStats:
             the entry was too large.
         writes_too_large: Writes refused before sending because the encoded entry was
             over the policy's ``max_entry_bytes`` (each also in ``writes_dropped``).
+        writes_unencodable: Writes dropped because the value could not be encoded (e.g.
+            model metadata that is not JSON data; each also in ``writes_dropped``).
         breaker_opens: Times a circuit opened.
         breaker_closes: Times an open circuit closed again.
         breaker_skips: Calls not sent because a circuit was open.
@@ -113,6 +115,7 @@ class CacheStats:
     embedder_errors: int = 0
     writes_dropped: int = 0
     writes_too_large: int = 0
+    writes_unencodable: int = 0
     breaker_opens: int = 0
     breaker_closes: int = 0
     breaker_skips: int = 0
@@ -196,6 +199,30 @@ class CacheRuntime:
         self.store_guard = Guard(self.policy, "store", self.stats, clock)
         self.write_guard = Guard(self.policy, "write", self.stats, clock)
         self.embed_guard = Guard(self.policy, "embedder", self.stats, clock)
+
+    def encoded(self, encode: Callable[[], bytes]) -> bytes | None:
+        """The entry ``encode()`` makes, or ``None`` when the value cannot be encoded (a
+        model's metadata that is not JSON data) and the policy is ``"open"``: the answer
+        was already paid for, so the write is dropped, counted in ``writes_unencodable``
+        and ``writes_dropped``, and warned about at most once per ``warn_interval``.
+
+        Raises:
+            SerializationError: the value cannot be encoded, with ``errors="raise"``.
+            TypeError: the value is not of an accepted type (a caller's error).
+        """
+        from llmemo.errors import SerializationError
+
+        try:
+            return encode()
+        except SerializationError as exc:
+            if self.policy.errors == "raise":
+                raise
+            self.stats.add("writes_unencodable")
+            self.stats.add("writes_dropped")
+            self.write_guard.warn_once(
+                "unencodable", f"llmemo: an answer was not cached (cannot be stored: {exc})"
+            )
+            return None
 
     def too_large(self, payload: bytes) -> bool:
         """Whether ``payload`` is over the policy's ``max_entry_bytes`` (then counted as a

@@ -176,7 +176,9 @@ class ExactCache:
         Raises:
             TypeError: bad ``prompt``/``llm_string``, or generations of a disallowed type.
             ConfigurationError: bad ``ttl``.
-            SerializationError: the value is not encodable. Nothing is stored on error.
+            SerializationError: the value is not encodable, with ``errors="raise"`` only
+                (otherwise the write is dropped and counted in ``writes_unencodable``).
+                Nothing is stored.
             BackendError: the store failed, with ``errors="raise"`` only (otherwise the
                 write is dropped and counted in ``stats.writes_dropped``).
 
@@ -186,7 +188,9 @@ class ExactCache:
         check_key_inputs(prompt, llm_string)
         options = current_options()
         entry_ttl = resolve_ttl(ttl, options, self.config.ttl)
-        payload = codec.encode(value, written_at=self._clock())
+        payload = self.runtime.encoded(lambda: codec.encode(value, written_at=self._clock()))
+        if payload is None:
+            return False
         if options.bypass_write:
             self.runtime.stats.add("bypassed_writes")
             return False

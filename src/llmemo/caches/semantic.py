@@ -694,7 +694,9 @@ class SemanticCache:
         Raises:
             TypeError: bad ``prompt``/``llm_string``, or generations of a disallowed type.
             ConfigurationError: bad ``ttl``, or an empty ``prompt`` (nothing to embed).
-            SerializationError: the value is not encodable. Nothing is stored on error.
+            SerializationError: the value is not encodable, with ``errors="raise"`` only
+                (otherwise the write is dropped and counted in ``writes_unencodable``).
+                Nothing is stored.
             BackendError: the store or the embedder failed, with ``errors="raise"``
                 only (otherwise the write is dropped and counted).
 
@@ -709,7 +711,11 @@ class SemanticCache:
         if not text:
             raise ConfigurationError("prompt must not be empty for a semantic cache")
         signature = None if self.verifier is None else self._signature(self.verifier, text)
-        payload = codec.encode(value, written_at=self._clock(), signature=signature)
+        payload = self.runtime.encoded(
+            lambda: codec.encode(value, written_at=self._clock(), signature=signature)
+        )
+        if payload is None:
+            return False
         if options.bypass_write:
             self.stats.add("bypassed_writes")
             return False
