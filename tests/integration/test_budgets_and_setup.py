@@ -176,7 +176,7 @@ async def test_explicit_setup_connects_and_creates_the_index(
     before = ft_create_calls(redis_url)
     await cache.asetup()
     with redis.Redis.from_url(redis_url) as client:
-        assert unique_prefix.encode() in client.execute_command("FT._LIST")
+        assert f"{unique_prefix}:v1:ix".encode() in client.execute_command("FT._LIST")
     assert isinstance(cache.core(), SemanticCache)
     await asyncio.gather(*(cache.aupdate(f"q {i} {i}", LLM, gens("a")) for i in range(4)))
     assert cache.stats.writes == 4
@@ -369,24 +369,31 @@ async def test_clear_removes_50k_entries_with_progress(
 async def test_clear_of_thousands_of_indexed_entries_is_not_a_timeout(
     redis_url: str, unique_prefix: str, cleanup: None
 ) -> None:
-    cache = RedisSemanticCache(
-        AsyncConceptEmbeddings(),
-        redis_url,
-        prefix=unique_prefix,
-        name=unique_prefix,
-        vector_backend="redisearch",
-        single_flight=False,
-        # Socket timeouts of 50 ms for cache calls: an UNLINK of 500 indexed entries
-        # takes longer; clear() reads its replies with admin_timeout instead.
-        policy=FailurePolicy(operation_timeout=0.05, write_timeout=0.05),
-        client_kwargs={"socket_timeout": 0.05},
-    )
-    await fill(cache, 3000, concurrency=8)
-    written = cache.stats.writes
-    assert written > 0
+    def make(policy: FailurePolicy | None, **client_kwargs: Any) -> RedisSemanticCache:
+        return RedisSemanticCache(
+            AsyncConceptEmbeddings(),
+            redis_url,
+            prefix=unique_prefix,
+            name=unique_prefix,
+            vector_backend="redisearch",
+            single_flight=False,
+            policy=policy,
+            client_kwargs=client_kwargs,
+        )
+
+    # Filled under the default budgets (a loaded machine must not drop the fill) ...
+    filler = make(None)
+    await fill(filler, 3000, concurrency=8)
+    await filler.aclose()
+    with redis.Redis.from_url(redis_url) as client:
+        stored = len(list(client.scan_iter(match=f"{unique_prefix}:v1:s:*", count=1000)))
+    assert stored == filler.stats.writes == 3000
+    # ... and cleared by a cache whose sockets time out at 50 ms: an UNLINK of 500
+    # indexed entries takes longer; clear() reads its replies with admin_timeout instead.
+    cache = make(FailurePolicy(operation_timeout=0.05, write_timeout=0.05), socket_timeout=0.05)
     seen: list[int] = []
     await cache.aclear(progress=seen.append)  # LangChain's aclear(**kwargs)
-    assert seen and seen[-1] == written and seen == sorted(seen)
+    assert seen and seen[-1] == stored and seen == sorted(seen)
     with redis.Redis.from_url(redis_url) as client:
         assert list(client.scan_iter(match=f"{unique_prefix}*:v1:s:*", count=1000)) == []
     await cache.aclose()

@@ -360,7 +360,8 @@ async def test_setup_creates_the_index_up_front(
     assert info is not None
     vec = attributes(info)["vec"]
     assert (vec["algorithm"], vec["data_type"], int(vec["dim"])) == (b"FLAT", b"FLOAT16", 8)
-    with pytest.raises(ConfigurationError, match="dimension"):
+    # A vector of another size is checked against the index, whose schema is named.
+    with pytest.raises(ConfigurationError, match=r"DIM 8 .*needs \[.*DIM 9"):
         await store.add(P1, "e", vectors(1, dim=9)[0], b"v")
 
 

@@ -371,6 +371,7 @@ class RedisSearchVectorStore:
         "_closed",
         "_cluster",
         "_command",
+        "_declared_dimension",
         "_dimension",
         "_dtype",
         "_dtype_name",
@@ -414,6 +415,9 @@ class RedisSearchVectorStore:
         self._dtype_name = validate_choice(dtype, REDISEARCH_VECTOR_TYPES, parameter="dtype")
         self._dtype = _DTYPES[self._dtype_name]
         self._dimension = validate_optional_positive_int(dimension, parameter="dimension")
+        # Declared by the caller, or learned from an existing index (then a vector of
+        # another size is checked against the index, not refused out of hand).
+        self._declared_dimension = self._dimension is not None
         self._m = validate_optional_positive_int(m, parameter="m")
         self._ef_construction = validate_optional_positive_int(
             ef_construction, parameter="ef_construction"
@@ -737,6 +741,28 @@ class RedisSearchVectorStore:
                 self._ready = await self._prepare(dimension, create=dimension is not None)
                 self._recheck_at = time.monotonic() + _INDEX_RECHECK_S
 
+    async def _check_for(self, dimension: int) -> None:
+        """Check the standalone index against vectors of ``dimension`` when the store's
+        dimension was learned from the index and differs (one ``FT.INFO``, and with
+        ``recreate_index_on_mismatch`` a drop and create).
+
+        Raises:
+            SchemaMismatchError: the index has another dimension (the store keeps the
+                one it learned).
+        """
+        if self._declared_dimension:
+            return
+        async with self._prepare_lock:
+            if self._dimension == dimension:
+                return  # a concurrent writer recreated it meanwhile
+            learned, self._dimension = self._dimension, None
+            try:
+                self._ready = await self._prepare(dimension, create=True)
+                self._recheck_at = time.monotonic() + _INDEX_RECHECK_S
+            finally:
+                if self._dimension is None:
+                    self._dimension = learned
+
     async def drop_index(self, *, delete_documents: bool = False) -> bool:
         """Drop the index (``FT.DROPINDEX``), keeping the entries unless told otherwise.
 
@@ -883,7 +909,9 @@ class RedisSearchVectorStore:
         if not isinstance(payload, bytes | bytearray | memoryview):
             raise TypeError(f"payload must be bytes, got {type(payload).__name__}")
         ttl_ms = ttl_to_ms(ttl)
-        array = encode_vector(vector, self._dtype, self._dimension)
+        array = encode_vector(
+            vector, self._dtype, self._dimension if self._declared_dimension else None
+        )
         if self._ready and time.monotonic() >= self._recheck_at:
             self._ready = False  # due for a check that the index still fits
         if self._cluster is not None:
@@ -898,10 +926,14 @@ class RedisSearchVectorStore:
             if node.name not in self._indexes:
                 await self._node_index(node, array.size, create=True)
                 encode_vector(array, self._dtype, self._dimension)
-        elif not self._ready:
-            await self.prepare(array.size)
+        else:
+            if not self._ready:
+                await self.prepare(array.size)
             if array.size != self._dimension:
-                # The index was there first and has another dimension.
+                # The dimension was learned from the index (a lookup came first, or the
+                # index was there first): check the index against this vector, which
+                # raises the mismatch naming its remedy, or recreates the index.
+                await self._check_for(array.size)
                 encode_vector(array, self._dtype, self._dimension)
         key = self._key(partition, entry_id)
         with map_redis_errors("add"):
