@@ -759,6 +759,10 @@ class RedisSearchVectorStore:
             try:
                 self._ready = await self._prepare(dimension, create=True)
                 self._recheck_at = time.monotonic() + _INDEX_RECHECK_S
+            except SchemaMismatchError as exc:
+                raise SchemaMismatchError(
+                    f"vector has dimension {dimension}, the index {learned}: {exc}"
+                ) from None
             finally:
                 if self._dimension is None:
                     self._dimension = learned
@@ -925,7 +929,8 @@ class RedisSearchVectorStore:
             node = await self._owner(partition)
             if node.name not in self._indexes:
                 await self._node_index(node, array.size, create=True)
-                encode_vector(array, self._dtype, self._dimension)
+            if array.size != self._dimension:
+                encode_vector(array, self._dtype, self._dimension)  # raises: another size
         else:
             if not self._ready:
                 await self.prepare(array.size)
