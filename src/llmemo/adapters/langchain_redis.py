@@ -172,6 +172,32 @@ class _RedisLangChainCache(LangChainCache):
                 await client.aclose()
 
 
+def _policy_and_clients(
+    policy: FailurePolicy | None,
+    errors: ErrorMode,
+    redis_url: str | None,
+    redis_client: Any,
+    client_kwargs: dict[str, Any] | None,
+    cluster: bool,
+) -> tuple[FailurePolicy, RedisClientFactory]:
+    """A drop-in's failure policy (``policy``, else the defaults with ``errors``) and its
+    client factory, whose socket timeouts follow that policy's read and write budgets.
+
+    Raises:
+        ConfigurationError / TypeError: as :meth:`RedisClientFactory.create`.
+    """
+    policy = policy if policy is not None else FailurePolicy(errors=errors)
+    clients = RedisClientFactory.create(
+        redis_url,
+        redis_client,
+        client_kwargs,
+        policy.operation_timeout,
+        cluster=cluster,
+        write_timeout=policy.write_timeout,
+    )
+    return policy, clients
+
+
 def _publish_sync(client: Any, stats_key: str, deltas: dict[str, int]) -> None:
     try:
         with client.pipeline(transaction=False) as pipe:
@@ -241,14 +267,8 @@ class RedisCache(_RedisLangChainCache):
             TypeError: ``redis_client`` is not a redis-py client.
         """
         config = CacheConfig(namespace=validate_namespace(prefix, parameter="prefix"), ttl=ttl)
-        policy = policy if policy is not None else FailurePolicy(errors=errors)
-        clients = RedisClientFactory.create(
-            redis_url,
-            redis_client,
-            client_kwargs,
-            policy.operation_timeout,
-            cluster=cluster,
-            write_timeout=policy.write_timeout,
+        policy, clients = _policy_and_clients(
+            policy, errors, redis_url, redis_client, client_kwargs, cluster
         )
         self.prefix = config.namespace
         self.ttl = config.ttl
@@ -401,14 +421,8 @@ class RedisSemanticCache(_RedisLangChainCache):
         embedder = to_embedder(embeddings)
         validate_optional_positive_int(candidates, parameter="candidates")
         verifier = resolve_verifier(verifier)
-        policy = policy if policy is not None else FailurePolicy(errors=errors)
-        clients = RedisClientFactory.create(
-            redis_url,
-            redis_client,
-            client_kwargs,
-            policy.operation_timeout,
-            cluster=cluster,
-            write_timeout=policy.write_timeout,
+        policy, clients = _policy_and_clients(
+            policy, errors, redis_url, redis_client, client_kwargs, cluster
         )
         self.name = name
         self.prefix = prefix
