@@ -8,6 +8,7 @@ timeout, and an oversized entry is refused before it is sent.
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 import redis
 
+from llmemo import cli
 from llmemo.caches.semantic import SemanticCache
 from llmemo.langchain import InMemorySemanticCache, RedisCache, RedisSemanticCache
 from llmemo.policy import FailurePolicy
@@ -363,6 +365,40 @@ async def test_clear_removes_50k_entries_with_progress(
     with redis.Redis.from_url(redis_url) as client:
         assert list(client.scan_iter(match=f"{unique_prefix}*:v1:[xs]:*", count=1000)) == []
     await cache.aclose()
+
+
+@pytest.mark.slow
+@pytest.mark.redisearch
+async def test_llmemo_clear_removes_50k_semantic_entries_with_progress(
+    redis_url: str, unique_prefix: str, cleanup: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The command's own client and timeout (not a cache's): 50k indexed entries, whose
+    # UNLINKs take far longer than a cache's read budget, removed with progress lines.
+    total = 50_000
+    cache = RedisSemanticCache(
+        AsyncConceptEmbeddings(),
+        redis_url,
+        prefix=unique_prefix,
+        name=unique_prefix,
+        vector_backend="redisearch",
+        single_flight=False,
+    )
+    await fill(cache, total)
+    assert cache.stats.writes == total
+    await cache.aclose()
+    monkeypatch.setattr(cli, "PROGRESS_AFTER_S", 0.0)  # report from the first batch on
+    monkeypatch.setattr(cli, "PROGRESS_EVERY_S", 0.0)
+    out, err = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    argv = ["clear", "--redis-url", redis_url, "--prefix", unique_prefix]
+    code = await asyncio.to_thread(cli.main, [*argv, "--name", unique_prefix, "--yes"])
+    monkeypatch.undo()
+    assert code == cli.EXIT_OK, err.getvalue()
+    assert f"{total:,} deleted" in err.getvalue()  # progress, then the final count
+    assert f"deleted {total:,} keys" in out.getvalue()
+    with redis.Redis.from_url(redis_url) as client:
+        assert list(client.scan_iter(match=f"{unique_prefix}*:v1:s:*", count=1000)) == []
 
 
 @pytest.mark.redisearch

@@ -46,7 +46,11 @@ from fakes import ConceptEmbeddings
 pytestmark = pytest.mark.redis
 
 BUDGET = FailurePolicy().operation_timeout or 0.0  # the default, 0.1 s
-SLACK = 0.3
+# What a call may take beyond its budget here: these tests assert that every call is
+# bounded (a stall would last a socket, write or setup timeout: 2 s or more), not how
+# precisely the budget holds (benchmarks/faults.py measures that); a loaded CI machine
+# has starved one call of a dead-port scenario for ~0.4 s beyond its budget.
+SLACK = 0.9
 RESET = 0.3  # breaker_reset for these tests: short, so that recovery is quick
 # The scenarios give writes the read budget: the default write budget (2 s) would outlast
 # the timed outages; that writes have their own breaker is checked below all the same.
