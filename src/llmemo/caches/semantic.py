@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import sys
@@ -302,23 +303,22 @@ class SemanticCache:
         """Imports and the store's first-use work (connect, probe, find the index)."""
         import numpy  # noqa: F401  # a first import costs ~0.1 s: never inside a budget
 
-        prepare = getattr(self.store, "prepare", None)
-        if prepare is not None:
-            try:
-                await prepare()
-            except (WrongTypeError, ConfigurationError):
-                pass  # bad data or a foreign index: the call itself meets it and counts it
+        await self._store_prepare()
 
     async def _prepare_index(self, dimension: int | None) -> None:
         """:meth:`_prepare_store`, then the index for vectors of ``dimension`` (created
         if missing), once for all concurrent first writers."""
         await self._store_setup()
+        await self._store_prepare(dimension)
+
+    async def _store_prepare(self, *dimension: int | None) -> None:
+        """The store's ``prepare`` (if it has one), for a first call's setup: bad data or
+        an index that does not fit is not a setup failure, since the call itself meets it
+        again and counts it."""
         prepare = getattr(self.store, "prepare", None)
         if prepare is not None:
-            try:
-                await prepare(dimension)
-            except (WrongTypeError, ConfigurationError):
-                pass  # the write meets it again and reports it
+            with contextlib.suppress(WrongTypeError, ConfigurationError):
+                await prepare(*dimension)
 
     async def _prepare_embedder(self) -> None:
         """Load the embedder's model, if it says how (``warm_up``/``awarm_up`` on the
