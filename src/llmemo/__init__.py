@@ -12,7 +12,8 @@ LangChain caches live in :mod:`llmemo.langchain`. Importing ``llmemo`` loads nei
 numpy, redis nor LangChain; they load where they are used.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: it would bind ``annotations`` in this
+# namespace and leak it into ``dir(llmemo)`` (nothing here needs it).
 
 from llmemo.caches.base import CacheHit, CacheRuntime, CacheStats
 from llmemo.caches.exact import ExactCache

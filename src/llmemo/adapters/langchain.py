@@ -362,7 +362,13 @@ class LangChainCache(BaseCache):
 
     async def alookup_hit(self, prompt: str, llm_string: str) -> CacheHit | None:
         """Like :meth:`alookup`, but return the :class:`~llmemo.caches.base.CacheHit`
-        (kind, distance, entry id, age) instead of the bare generations."""
+        (value, kind, distance, entry id, age, verdict) instead of the bare generations.
+
+        ``prompt`` and ``llm_string`` are what LangChain passes a cache: for a chat model
+        ``prompt`` is ``langchain_core.load.dumps(messages)`` (``[HumanMessage(question)]``
+        for ``model.invoke(question)``), not the question text, and ``llm_string`` is
+        ``model._get_llm_string()``.
+        """
         hit = await self._core_lookup(prompt, llm_string)
         if hit is None and self._flights is not None and not current_options().bypass_read:
             hit = await self._after_miss(prompt, llm_string, self._flights)
@@ -672,12 +678,23 @@ class InMemoryCache(LangChainCache):
         store = MemoryKeyStore(max_entries=maxsize, max_bytes=max_bytes)
         runtime = CacheRuntime(_memory_policy(policy))
         core = ExactCache(store, namespace=namespace, ttl=ttl, runtime=runtime)
+        self._config = core.config
         super().__init__(
             core,
             sync_core=core,
             single_flight=single_flight,
             single_flight_timeout=single_flight_timeout,
         )
+
+    @property
+    def ttl(self) -> float | None:
+        """Seconds an entry lives (``None``: no expiry), as validated (read-only)."""
+        return self._config.ttl
+
+    @property
+    def namespace(self) -> str:
+        """The key prefix of this cache (read-only)."""
+        return self._config.namespace
 
 
 class InMemorySemanticCache(LangChainCache):
@@ -753,9 +770,27 @@ class InMemorySemanticCache(LangChainCache):
             )
 
         inline = inline_embedder(embeddings)
+        core = make(to_embedder(embeddings))
+        self._config = core.config
         super().__init__(
-            make(to_embedder(embeddings)),
+            core,
             sync_core=None if inline is None else make(inline),
             single_flight=single_flight,
             single_flight_timeout=single_flight_timeout,
         )
+
+    @property
+    def distance_threshold(self) -> float:
+        """Largest cosine distance (in ``[0, 2]``) a candidate may be at, as validated
+        (read-only; a lookup of the core API may pass a stricter one per call)."""
+        return self._config.distance_threshold
+
+    @property
+    def ttl(self) -> float | None:
+        """Seconds an entry lives (``None``: no expiry), as validated (read-only)."""
+        return self._config.ttl
+
+    @property
+    def namespace(self) -> str:
+        """The namespace hashed into every partition (read-only)."""
+        return self._config.namespace
