@@ -4,9 +4,12 @@ With ``--cluster`` the URL names one startup node of a Redis Cluster: keys are s
 every primary, deleted one hash slot at a time, and the cache's RediSearch indexes are
 the per-primary ``<root>:v1:ix:{tag}`` ones (see ``docs/cluster.md``).
 
-Exit codes: 0 success; 1 a runtime error (server unreachable, no such cache, a Redis
-error, a missing optional dependency, a declined confirmation); 2 a usage error (bad
-option, malformed URL, ``clear`` without ``--yes`` and without a terminal to ask on).
+Exit codes: 0 success (also ``stats`` and ``clear`` of a cache without keys: Redis cannot
+tell an emptied cache from an unused name); 1 a runtime error (server unreachable,
+authentication failed, a Redis error, a missing optional dependency, a declined
+confirmation); 2 a usage error (bad option, malformed URL, a missing or malformed input
+file, a Redis Cluster node without ``--cluster``, ``clear`` without ``--yes`` and
+without a terminal to ask on).
 Errors are printed as one line on stderr, never as a traceback.
 
 Importing this module imports nothing heavy: redis, LangChain and the embedding model
@@ -65,6 +68,7 @@ _SHAPES = {
     "search": rb"s:\{" + _ID + rb"\}:" + _ID,  # RediSearch hash (vector + payload)
     "vset": rb"vs:\{" + _ID + rb"\}",  # Redis 8 vector set (one per partition)
     "vpayload": rb"vp:\{" + _ID + rb"\}:" + _ID,  # payload string of a vector-set entry
+    "stats": rb"stats",  # the counters caches with publish_stats=True add to (a hash)
 }
 _SHAPE_RE = re.compile(b"|".join(b"(?P<%s>%s)" % (k.encode(), v) for k, v in _SHAPES.items()))
 _SEMANTIC_KINDS = frozenset({"search", "vset", "vpayload"})
@@ -175,7 +179,7 @@ class _Target:
         what = shape.lastgroup
         assert what is not None
         if self.kind == "exact" and what != "exact":
-            return None
+            return None  # the counters' hash belongs to the whole root: --kind all only
         if self.kind == "semantic" and what not in _SEMANTIC_KINDS:
             return None
         return what
@@ -235,16 +239,49 @@ def _connect(url: str, timeout: float, *, cluster: bool = False) -> redis.Redis:
     try:
         with map_redis_errors("PING"):
             client.ping()
+        _refuse_cluster_node(client, url)
     except BackendUnavailableError as exc:
         client.close()
-        raise BackendUnavailableError(
-            f"cannot reach Redis at {redact_url(url)}: "
-            f"{redact_secrets(str(exc.__cause__ or exc), url)}"
-        ) from exc
-    except BackendError:
+        raise _unreachable(exc, url, "Redis") from exc
+    except (BackendError, _UsageError):
         client.close()
         raise
     return client
+
+
+def _unreachable(exc: BackendError, url: str, what: str) -> BackendError:
+    """The one-line error for a failed connection to ``url``: ``authentication failed``
+    when the server refused the credentials (a wrong password, or none where one is
+    required), else ``cannot reach``; no secret of ``url`` in it."""
+    import redis
+
+    cause = exc.__cause__
+    detail = redact_secrets(str(cause or exc), url)
+    if isinstance(cause, redis.AuthenticationError):
+        return type(exc)(
+            f"authentication failed at {what} {redact_url(url)}: {detail} (check the user "
+            "and password in --redis-url)"
+        )
+    return type(exc)(f"cannot reach {what} at {redact_url(url)}: {detail}")
+
+
+def _refuse_cluster_node(client: redis.Redis, url: str) -> None:
+    """Raise a usage error when ``client`` talks to a node of a Redis Cluster: a plain
+    client sees one shard's keys only, so counts would be partial and a clear
+    incomplete (one ``INFO cluster`` round trip).
+
+    Raises:
+        _UsageError: the server is a cluster node (the message says to pass --cluster).
+    """
+    from llmemo.stores.redis._errors import map_redis_errors
+
+    with map_redis_errors("INFO cluster"):
+        info = client.info("cluster")
+    if str(info.get("cluster_enabled", 0)) == "1":
+        raise _UsageError(
+            f"{redact_url(url)} is a node of a Redis Cluster: pass --cluster (a plain "
+            "connection would see this node's keys only)"
+        )
 
 
 def _connect_cluster(url: str, timeout: float) -> redis.Redis:
@@ -263,10 +300,7 @@ def _connect_cluster(url: str, timeout: float) -> redis.Redis:
             f"--redis-url {redact_url(url)!r} is not a Redis URL: {redact_secrets(str(exc), url)}"
         ) from exc
     except BackendError as exc:
-        raise type(exc)(
-            f"cannot reach Redis Cluster at {redact_url(url)}: "
-            f"{redact_secrets(str(exc.__cause__ or exc), url)}"
-        ) from exc
+        raise _unreachable(exc, url, "Redis Cluster") from exc
     # Typed as the standalone client: the commands used here have the same signatures,
     # and the cluster-only paths check _is_cluster() first.
     return client  # type: ignore[return-value]
@@ -529,13 +563,8 @@ def _describe_target(target: _Target, url: str, *, cluster: bool = False) -> str
     return f"cache {target.root!r}{kinds[target.kind]} on {redact_url(url)}{where}"
 
 
-def _unknown(target: _Target, url: str, indexes: _Indexes | None = None) -> LlmemoError:
-    label = indexes.label if indexes is not None else repr(target.root)
-    index = f", no RediSearch index {label}" if target.semantic else ""
-    return LlmemoError(
-        f"no llmemo cache {target.root!r} on {redact_url(url)}: no keys matching "
-        f"{target.pattern}{index} (check --prefix/--name)"
-    )
+#: What ``stats`` and ``clear`` say of a key root without keys (nor an index).
+_NOTHING_HERE = "no keys: an empty cache, or no cache of that name here (check --prefix/--name)"
 
 
 # -- subcommands ---------------------------------------------------------------------------
@@ -644,12 +673,13 @@ def _cmd_stats(args: argparse.Namespace) -> int:
         found = _scan(client, target, sample_size=args.sample)
         indexes = _find_indexes(client, target.root) if target.semantic else None
         docs = indexes.docs if indexes is not None else None
-        if found.total == 0 and not isinstance(docs, int):
-            raise _unknown(target, args.redis_url, indexes)
         out = sys.stdout
         counts = found.counts
         print(_describe_target(target, args.redis_url, cluster=args.cluster), file=out)
         print(f"  keys:        {found.total:,} matching {target.pattern}", file=out)
+        if found.total == 0 and not isinstance(docs, int):
+            # Redis cannot tell an emptied cache from a name never used: say both.
+            print(f"    {_NOTHING_HERE}", file=out)
         print(f"  entries:     {found.entries:,}", file=out)
         if target.kind != "semantic":
             print(f"    exact:                 {counts['exact']:,}", file=out)
@@ -704,11 +734,12 @@ def _cmd_clear(args: argparse.Namespace) -> int:
     try:
         found = _scan(client, target, sample_size=0)
         indexes = _find_indexes(client, target.root) if target.semantic else None
-        docs = indexes.docs if indexes is not None else None
-        if found.total == 0 and not isinstance(docs, int):
-            raise _unknown(target, args.redis_url, indexes)
         drop = args.drop_index and indexes is not None and bool(indexes.found)
         described = _describe_target(target, args.redis_url, cluster=args.cluster)
+        if found.total == 0 and not drop:
+            # Idempotent: clearing an empty cache succeeds without asking.
+            print(f"deleted 0 keys of {described} ({_NOTHING_HERE})")
+            return EXIT_OK
         what = f"{found.entries:,} entries ({found.total:,} keys)"
         if drop:
             assert indexes is not None
@@ -831,6 +862,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="llmemo: an async-first exact and semantic cache for LLM responses.",
         epilog=_EXIT_CODES,
     )
+    from llmemo import __version__
+
+    parser.add_argument("--version", action="version", version=f"llmemo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     from llmemo.demo import add_arguments as add_demo_arguments

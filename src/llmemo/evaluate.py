@@ -22,8 +22,10 @@ installed.
 
 Use it as ``python -m llmemo.evaluate PAIRS.jsonl ...`` or, wired into the main command,
 ``llmemo eval``: :func:`add_eval_parser` adds the subcommand, :func:`run_eval` runs it.
-Exit codes follow ``llmemo``: 0 success, 1 runtime error (missing optional dependency,
-unreadable file), 2 usage error.
+Exit codes follow ``llmemo``: 0 success (also when the chart is skipped for want of
+matplotlib: the report is the result), 1 runtime error (a missing optional dependency of
+the embeddings or verifier), 2 usage error (bad options; a pair file that is missing,
+unreadable or malformed).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from llmemo.text import split_prompt
 from llmemo.verify.base import Candidate, HitVerifier, Verdict
 
 __all__ = [
+    "DESCRIPTION",
     "FALSE_HIT_LEVELS",
     "ConfigResult",
     "FileResult",
@@ -65,6 +68,23 @@ FALSE_HIT_LEVELS = (0.005, 0.01, 0.02, 0.05)
 DEFAULT_THRESHOLD = 0.35
 #: Default target false-hit rate for the threshold search.
 DEFAULT_TARGET = 0.01
+
+#: ``llmemo eval --help``'s description: what it measures and the pair file's format.
+DESCRIPTION = """\
+Measure how well a configuration (embeddings, distance threshold, hit verifier) serves
+labelled prompt pairs: recall (share of 'same' pairs served) at false-hit rates of
+0.5/1/2/5 % (share of 'different' pairs served), recall and false hits at --threshold,
+the largest threshold meeting --target-false-hits, a table per category, and the
+threshold-only baseline beside it; a PNG chart when matplotlib is installed.
+
+A pair file is JSON Lines, one object per line:
+
+  {"a": "cached prompt", "b": "new prompt", "same": true, "category": "paraphrase"}
+
+'same': true means one answer serves both prompts (the cache should hit), false that it
+must miss; 'category' is optional. Chat prompts: 'a_messages'/'b_messages', lists of
+{"role": "system"|"user"|"assistant", "content": "..."}, instead of 'a'/'b'; a pair whose
+earlier turns or system prompts differ is never served (as in the cache)."""
 
 _EXIT_OK = 0
 _EXIT_ERROR = 1
@@ -726,7 +746,8 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "eval",
         help="measure recall and false hits of a configuration on labelled prompt pairs",
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     configure_parser(parser)
     parser.set_defaults(handler=run_eval)
@@ -748,9 +769,13 @@ def run_eval(
         out: Where the report goes (stdout).
         err: Where progress and notes go (stderr).
 
+    Without matplotlib the chart is skipped with a note on ``err`` (exit code 0).
+
     Raises:
-        ConfigurationError: bad options or a malformed pair file (usage error).
-        MissingDependencyError: an optional dependency is missing (the message names it).
+        ConfigurationError: bad options, or a pair file that is missing, unreadable or
+            malformed (usage error).
+        MissingDependencyError: an optional dependency of the embeddings or verifier is
+            missing (the message names it).
     """
     out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
@@ -777,13 +802,19 @@ def run_eval(
                 stream=err,
             )
         except OSError as exc:
-            raise LlmemoError(f"cannot read {path}: {exc}") from exc
+            # Bad input, as a malformed file is: the same exit code for both.
+            raise ConfigurationError(f"cannot read {path}: {exc.strerror or exc}") from exc
         results.append(result)
         print("", file=out)
         print(format_report(result), file=out, flush=True)
     if not args.no_plot:
-        write_plot(results, args.plot)
-        print(f"\nchart: {args.plot}", file=out)
+        try:
+            write_plot(results, args.plot)
+        except MissingDependencyError as exc:
+            # The report above is the result; the chart is an extra.
+            print(f"llmemo eval: chart skipped: {exc}", file=err, flush=True)
+        else:
+            print(f"\nchart: {args.plot}", file=out)
     return _EXIT_OK
 
 
@@ -796,7 +827,9 @@ def main(
 ) -> int:
     """``python -m llmemo.evaluate``: parse ``argv``, run, map errors to exit codes."""
     parser = argparse.ArgumentParser(
-        prog="python -m llmemo.evaluate", description=__doc__.split("\n\n")[1] if __doc__ else None
+        prog="python -m llmemo.evaluate",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     configure_parser(parser)
     err = err if err is not None else sys.stderr

@@ -83,7 +83,8 @@ def test_dir_of_the_package_holds_the_api_and_its_submodules_only() -> None:
     extra = {
         name
         for name in dir(llmemo)
-        if not name.startswith("_") and name not in llmemo.__all__
+        if not name.startswith("_")
+        and name not in llmemo.__all__
         and not inspect.ismodule(getattr(llmemo, name))
     }
     assert extra == set()
