@@ -625,7 +625,7 @@ def _read_counters(raw: Any) -> _Counters:
 
 
 def _print_counters(client: Any, root: str, out: Any) -> None:
-    """The counters the caches published to ``{root}:v1:stats`` (every 10 s, summed over
+    """The counters the caches published to ``{root}:v1:stats`` (summed over
     every process using the cache), or a line saying there are none yet. Fields that
     cannot be read (another writer's data) are named, not fatal."""
     from llmemo.stores.redis._errors import map_redis_errors
@@ -642,7 +642,7 @@ def _print_counters(client: Any, root: str, out: Any) -> None:
     if not counts and found.updated_at is None and not found.unreadable:
         print(
             "  counters:    none published (caches with publish_stats=True publish them "
-            "every 10 s of use)",
+            "at most every 10 s while used, and when closed)",
             file=out,
         )
         return

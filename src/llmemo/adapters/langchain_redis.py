@@ -22,6 +22,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from llmemo import keys
@@ -44,7 +45,7 @@ from llmemo.config import (
     validate_choice,
     validate_optional_positive_int,
 )
-from llmemo.errors import ConfigurationError, LlmemoError
+from llmemo.errors import ConfigurationError
 from llmemo.keys import validate_namespace
 from llmemo.policy import ErrorMode, FailurePolicy
 from llmemo.verify.base import HitVerifier
@@ -70,68 +71,162 @@ _PROBE_KEY = "llmemo:probe:{none}"
 DEFAULT_EF_RUNTIME = 100
 #: Seconds between two publications of a cache's counters to Redis (for ``llmemo stats``).
 STATS_PUBLISH_INTERVAL = 10.0
+#: Most seconds a close waits for the last publication of counters (then drops them).
+STATS_FLUSH_TIMEOUT = 2.0
 
 
 class _RedisLangChainCache(LangChainCache):
     """A LangChain cache whose per-loop cores own a Redis client each.
 
     With ``publish_stats=True`` it also publishes its counters to the server, so that
-    ``llmemo stats`` can show hits and misses summed over every process: at most every
-    :data:`STATS_PUBLISH_INTERVAL` seconds, after a lookup, the counter increments since the
-    last publication are added to the hash ``{root}:v1:stats`` (one pipelined round trip,
-    in the background on async paths). Publication is best effort: a failure drops those
-    increments, never the lookup. ``clear()`` removes entries, not this hash.
+    ``llmemo stats`` can show hits and misses summed over every process: the counter
+    increments since the last publication are added to the hash ``{root}:v1:stats`` (one
+    pipelined round trip) after a lookup or a write once :data:`STATS_PUBLISH_INTERVAL`
+    seconds have passed since the last one (the first lookup publishes at once), and
+    when the cache is closed (``aclose()`` or its event loop ending, ``close()``).
+
+    Publication never costs a call its time: after a call it runs in the background (a
+    task on async paths, a short-lived thread with its own sync client on sync paths);
+    only ``close``/``aclose`` wait for it, at most :data:`STATS_FLUSH_TIMEOUT` seconds.
+    It is best effort: a failure drops those increments (they are never sent twice) and
+    is logged at debug level, never raised. ``clear()`` removes entries, not this hash
+    (``llmemo clear`` removes both).
     """
 
     _stats_key: str = ""
     _published: dict[str, int]
     _next_publish = 0.0
 
-    def _start_publishing(self, root: str, enabled: bool) -> None:
+    def _start_publishing(
+        self, root: str, enabled: bool, make_sync_client: Callable[[], Any]
+    ) -> None:
+        """Set up publication to ``{root}:v1:stats`` when ``enabled``; no I/O.
+
+        Args:
+            root: The cache's key root.
+            enabled: ``publish_stats``.
+            make_sync_client: Makes the sync client of background publications (made on
+                first use, closed by :meth:`close`).
+        """
         if not isinstance(enabled, bool):
             raise ConfigurationError(f"publish_stats must be a bool; got {enabled!r}")
         self._stats_key = f"{root}:{keys.KEY_SCHEMA}:stats" if enabled else ""
         self._published = {}
         self._publish_lock = threading.Lock()
         self._publish_tasks: set[asyncio.Task[None]] = set()
+        self._publish_thread: threading.Thread | None = None
+        self._make_stats_client = make_sync_client
+        self._stats_client: Any = None
+        # Its own lock: making a (cluster) client does I/O, which must never hold up the
+        # counters' bookkeeping of a call.
+        self._stats_client_lock = threading.Lock()
 
-    def _due_deltas(self) -> dict[str, int] | None:
+    def _take_deltas(self, *, force: bool = False) -> dict[str, int] | None:
+        """The increments not yet published when a publication is due (always with
+        ``force``), or ``None``; they count as published from here on."""
         if not self._stats_key:
             return None
         now = time.monotonic()
-        if now < self._next_publish:
+        if not force and now < self._next_publish:
             return None
         with self._publish_lock:
-            if now < self._next_publish:
+            if not force and now < self._next_publish:
                 return None
             self._next_publish = now + STATS_PUBLISH_INTERVAL
             counters = self.stats.as_dict()
             deltas = {k: v - self._published.get(k, 0) for k, v in counters.items()}
             self._published = counters
-        return {k: v for k, v in deltas.items() if v}
+        return {k: v for k, v in deltas.items() if v} or None
+
+    # - after a call: in the background -
+
+    def _publish_soon(self) -> None:
+        """On a loop: publish due increments in a background task on this loop's client."""
+        deltas = self._take_deltas()
+        if deltas is None:
+            return
+        client = _client_of(self.core())
+        if client is not None:
+            task = asyncio.get_running_loop().create_task(self._publish(client, deltas))
+            self._publish_tasks.add(task)
+            task.add_done_callback(self._publish_tasks.discard)
+
+    def _publish_soon_sync(self) -> None:
+        """Without a loop: publish due increments from a short-lived background thread."""
+        deltas = self._take_deltas()
+        if deltas is None:
+            return
+        thread = threading.Thread(
+            target=self._publish_blocking, args=(deltas,), name="llmemo-stats", daemon=True
+        )
+        self._publish_thread = thread
+        thread.start()
+
+    def _publish_blocking(self, deltas: dict[str, int]) -> None:
+        try:
+            with self._stats_client_lock:
+                if self._stats_client is None:
+                    self._stats_client = self._make_stats_client()
+                client = self._stats_client
+        except Exception:  # best effort: never raised into a call
+            logger.debug("llmemo: could not publish counters to %s", self._stats_key)
+            return
+        _publish_sync(client, self._stats_key, deltas)
 
     def _after_lookup(self) -> None:
-        deltas = self._due_deltas()
-        if deltas:
-            client = getattr(getattr(self.core(), "store", None), "client", None)
-            if client is not None:
-                task = asyncio.get_running_loop().create_task(self._publish(client, deltas))
-                self._publish_tasks.add(task)
-                task.add_done_callback(self._publish_tasks.discard)
+        self._publish_soon()
 
     def lookup_hit(self, prompt: str, llm_string: str) -> CacheHit | None:
         hit = super().lookup_hit(prompt, llm_string)
-        deltas = self._due_deltas()
-        if deltas:
-            store = getattr(self._sync_core, "store", None)
-            if store is not None:  # RedisCache: the blocking store's thread-safe client
-                with contextlib.suppress(LlmemoError):
-                    _publish_sync(store.client, self._stats_key, deltas)
-            else:
-                run_sync(self._publish_from_loop, deltas)
+        self._publish_soon_sync()
         return hit
 
     lookup_hit.__doc__ = LangChainCache.lookup_hit.__doc__
+
+    async def aupdate(self, prompt: str, llm_string: str, return_val: Any) -> None:
+        try:
+            await super().aupdate(prompt, llm_string, return_val)
+        finally:
+            self._publish_soon()
+
+    aupdate.__doc__ = LangChainCache.aupdate.__doc__
+
+    def update(self, prompt: str, llm_string: str, return_val: Any) -> None:
+        try:
+            if self._sync_core is None:
+                # The base class's aupdate, not this class's: a background task left on
+                # run_sync's private loop would only run on that loop's next call.
+                run_sync(super().aupdate, prompt, llm_string, return_val)
+            else:
+                super().update(prompt, llm_string, return_val)
+        finally:
+            self._publish_soon_sync()
+
+    update.__doc__ = LangChainCache.update.__doc__
+
+    # - on close: the rest, bounded -
+
+    def close(self) -> None:
+        """Release what the sync methods hold; with ``publish_stats``, first publish the
+        counters not yet published (waiting at most :data:`STATS_FLUSH_TIMEOUT` s)."""
+        try:
+            if self._stats_key:
+                thread = self._publish_thread
+                if thread is not None:
+                    thread.join(STATS_FLUSH_TIMEOUT)
+                deltas = self._take_deltas(force=True)
+                if deltas is not None:
+                    flush = threading.Thread(
+                        target=self._publish_blocking, args=(deltas,), daemon=True
+                    )
+                    flush.start()
+                    flush.join(STATS_FLUSH_TIMEOUT)  # a hung server costs close() this, once
+                client, self._stats_client = self._stats_client, None
+                if client is not None:
+                    with contextlib.suppress(Exception):
+                        client.close()
+        finally:
+            super().close()
 
     async def asetup(self) -> None:
         """Do the first use's one-time work now, for the calling event loop: connect,
@@ -148,11 +243,6 @@ class _RedisLangChainCache(LangChainCache):
         if setup is not None:
             await setup()
 
-    async def _publish_from_loop(self, deltas: dict[str, int]) -> None:
-        client = getattr(getattr(self.core(), "store", None), "client", None)
-        if client is not None:
-            await self._publish(client, deltas)
-
     async def _publish(self, client: Any, deltas: dict[str, int]) -> None:
         try:
             async with client.pipeline(transaction=False) as pipe:
@@ -164,12 +254,33 @@ class _RedisLangChainCache(LangChainCache):
             logger.debug("llmemo: could not publish counters to %s", self._stats_key)
 
     async def _close_core(self, core: CoreCache) -> None:
+        client = _client_of(core)
         try:
+            if client is not None and self._stats_key:
+                await self._flush(client)
             await core.aclose()
         finally:
-            client = getattr(getattr(core, "store", None), "client", None)
             if client is not None:
                 await client.aclose()
+
+    async def _flush(self, client: Any) -> None:
+        """Wait for this loop's publications, then publish the rest through ``client``:
+        at most :data:`STATS_FLUSH_TIMEOUT` seconds in all, never raising."""
+        loop = asyncio.get_running_loop()
+        pending = [task for task in self._publish_tasks if task.get_loop() is loop]
+        deltas = self._take_deltas(force=True)
+        work = [*pending] + ([self._publish(client, deltas)] if deltas is not None else [])
+        if not work:
+            return
+        try:
+            await asyncio.wait_for(asyncio.gather(*work), STATS_FLUSH_TIMEOUT)
+        except Exception:  # best effort (a timeout too): these increments are lost
+            logger.debug("llmemo: could not publish counters to %s", self._stats_key)
+
+
+def _client_of(core: CoreCache) -> Any:
+    """The Redis client of a per-loop core's store, if it has one."""
+    return getattr(getattr(core, "store", None), "client", None)
 
 
 def _policy_and_clients(
@@ -255,8 +366,9 @@ class RedisCache(_RedisLangChainCache):
             cross_process_wait: Seconds a process waits for another process that is
                 already computing the same entry (a ``SET NX PX`` lease beside it), or
                 ``None`` (default) for single-flight within this process only.
-            publish_stats: Publish this cache's counters to ``{root}:v1:stats`` every
-                10 s of use, for ``llmemo stats`` (off by default).
+            publish_stats: Publish this cache's counters to ``{root}:v1:stats`` for
+                ``llmemo stats`` (off by default): in the background at most every 10 s
+                while it is used, and the rest on ``close()``/``aclose()``.
             client_kwargs: Extra arguments for llmemo's clients (``socket_timeout``,
                 ``max_connections``, ``pool_timeout``, ...).
             cluster: ``redis_url`` names a node of a Redis Cluster (exact keys spread over
@@ -299,7 +411,7 @@ class RedisCache(_RedisLangChainCache):
             single_flight_timeout=single_flight_timeout,
             cross_process_wait=cross_process_wait,
         )
-        self._start_publishing(config.namespace, publish_stats)
+        self._start_publishing(config.namespace, publish_stats, clients.make_sync)
 
 
 class RedisSemanticCache(_RedisLangChainCache):
@@ -383,8 +495,9 @@ class RedisSemanticCache(_RedisLangChainCache):
             single_flight_timeout: Most seconds such a caller waits for the first one
                 (then it calls the model itself); see
                 :class:`~llmemo.adapters.langchain.LangChainCache`.
-            publish_stats: Publish this cache's counters to ``{root}:v1:stats`` every
-                10 s of use, for ``llmemo stats`` (off by default).
+            publish_stats: Publish this cache's counters to ``{root}:v1:stats`` for
+                ``llmemo stats`` (off by default): in the background at most every 10 s
+                while it is used, and the rest on ``close()``/``aclose()``.
             client_kwargs: Extra arguments for llmemo's clients (``socket_timeout``,
                 ``max_connections``, ``pool_timeout``, ...).
             cluster: ``redis_url`` names a node of a Redis Cluster. Each partition's
@@ -463,7 +576,7 @@ class RedisSemanticCache(_RedisLangChainCache):
             single_flight=single_flight,
             single_flight_timeout=single_flight_timeout,
         )
-        self._start_publishing(root, publish_stats)
+        self._start_publishing(root, publish_stats, clients.make_sync)
 
     @property
     def vector_backend(self) -> str:
