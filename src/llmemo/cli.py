@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from llmemo import keys
 from llmemo._argtypes import positive_int
-from llmemo.demo import redact_secrets, redact_url
+from llmemo.demo import connect_error, redact_secrets, redact_url
 from llmemo.errors import (
     BackendError,
     BackendUnavailableError,
@@ -242,27 +242,11 @@ def _connect(url: str, timeout: float, *, cluster: bool = False) -> redis.Redis:
         _refuse_cluster_node(client, url)
     except BackendUnavailableError as exc:
         client.close()
-        raise _unreachable(exc, url, "Redis") from exc
+        raise connect_error(exc, url, "Redis") from exc
     except (BackendError, _UsageError):
         client.close()
         raise
     return client
-
-
-def _unreachable(exc: BackendError, url: str, what: str) -> BackendError:
-    """The one-line error for a failed connection to ``url``: ``authentication failed``
-    when the server refused the credentials (a wrong password, or none where one is
-    required), else ``cannot reach``; no secret of ``url`` in it."""
-    import redis
-
-    cause = exc.__cause__
-    detail = redact_secrets(str(cause or exc), url)
-    if isinstance(cause, redis.AuthenticationError):
-        return type(exc)(
-            f"authentication failed at {what} {redact_url(url)}: {detail} (check the user "
-            "and password in --redis-url)"
-        )
-    return type(exc)(f"cannot reach {what} at {redact_url(url)}: {detail}")
 
 
 def _refuse_cluster_node(client: redis.Redis, url: str) -> None:
@@ -300,7 +284,7 @@ def _connect_cluster(url: str, timeout: float) -> redis.Redis:
             f"--redis-url {redact_url(url)!r} is not a Redis URL: {redact_secrets(str(exc), url)}"
         ) from exc
     except BackendError as exc:
-        raise _unreachable(exc, url, "Redis Cluster") from exc
+        raise connect_error(exc, url, "Redis Cluster") from exc
     # Typed as the standalone client: the commands used here have the same signatures,
     # and the cluster-only paths check _is_cluster() first.
     return client  # type: ignore[return-value]

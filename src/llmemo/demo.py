@@ -3,8 +3,11 @@
 The walk-through of LangChain's Redis caching notebook, in its order: an exact cache, a
 semantic cache (a paraphrase is served, a different question is not), a short TTL, and a
 custom semantic cache with its own name, threshold and TTL. In process memory by default;
-``--redis-url`` runs the same steps on Redis (with ``--cluster``, on a Redis Cluster). The
-embeddings are the real local all-MiniLM-L6-v2 model (:class:`~llmemo.local.LocalEmbeddings`).
+``--redis-url`` runs the same steps on Redis (with ``--cluster``, on a Redis Cluster), after
+checking that the server has the vector search asked for. The embeddings are the real
+local all-MiniLM-L6-v2 model (:class:`~llmemo.local.LocalEmbeddings`), warmed up before
+the story; a call through a semantic cache reports its embedding and lookup time apart,
+and "model time saved" counts the model's time only.
 The chat model is OpenAI's when ``OPENAI_API_KEY`` is set and ``langchain-openai`` is
 installed, otherwise a local stand-in with a simulated latency, labelled as such. Cache
 timings are always real.
@@ -27,8 +30,9 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
+from llmemo._quiet import quiet_progress_bars
 from llmemo.config import validate_distance_threshold, validate_ttl
-from llmemo.errors import ConfigurationError, LlmemoError, MissingDependencyError
+from llmemo.errors import BackendError, ConfigurationError, LlmemoError, MissingDependencyError
 
 if TYPE_CHECKING:
     from langchain_core.caches import BaseCache
@@ -49,6 +53,7 @@ __all__ = [
     "SERVED",
     "DemoOptions",
     "add_arguments",
+    "connect_error",
     "main",
     "make_chat_model",
     "options_from_args",
@@ -243,25 +248,43 @@ def _observed_cache_class() -> type[BaseCache]:
     from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
 
     class ObservedCache(BaseCache):
-        """Delegates to an llmemo LangChain cache and remembers the last lookup's hit."""
+        """Delegates to an llmemo LangChain cache, remembers the last lookup's hit and
+        adds up the seconds spent in the cache (lookups and writes)."""
 
         def __init__(self, inner: LangChainCache) -> None:
             self.inner = inner
             self.last_hit: CacheHit | None = None
+            self.cache_seconds = 0.0
 
         async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
-            self.last_hit = hit = await self.inner.alookup_hit(prompt, llm_string)
+            start = time.perf_counter()
+            try:
+                self.last_hit = hit = await self.inner.alookup_hit(prompt, llm_string)
+            finally:
+                self.cache_seconds += time.perf_counter() - start
             return None if hit is None else hit.value
 
         def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
-            self.last_hit = hit = self.inner.lookup_hit(prompt, llm_string)
+            start = time.perf_counter()
+            try:
+                self.last_hit = hit = self.inner.lookup_hit(prompt, llm_string)
+            finally:
+                self.cache_seconds += time.perf_counter() - start
             return None if hit is None else hit.value
 
         async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
-            await self.inner.aupdate(prompt, llm_string, return_val)
+            start = time.perf_counter()
+            try:
+                await self.inner.aupdate(prompt, llm_string, return_val)
+            finally:
+                self.cache_seconds += time.perf_counter() - start
 
         def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
-            self.inner.update(prompt, llm_string, return_val)
+            start = time.perf_counter()
+            try:
+                self.inner.update(prompt, llm_string, return_val)
+            finally:
+                self.cache_seconds += time.perf_counter() - start
 
         async def aclear(self, **kwargs: Any) -> None:
             await self.inner.aclear(**kwargs)
@@ -272,12 +295,59 @@ def _observed_cache_class() -> type[BaseCache]:
     return ObservedCache
 
 
+def _timed_embeddings(inner: Embeddings) -> Any:
+    """``inner`` behind a LangChain ``Embeddings`` that adds up the seconds its embedding
+    calls take (``.seconds``), so that the story can tell embedding from lookup time."""
+    from langchain_core.embeddings import Embeddings
+
+    class TimedEmbeddings(Embeddings):
+        def __init__(self) -> None:
+            self.inner = inner
+            self.seconds = 0.0
+
+        def _timed(self, start: float) -> None:
+            self.seconds += time.perf_counter() - start
+
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            start = time.perf_counter()
+            try:
+                return inner.embed_documents(texts)
+            finally:
+                self._timed(start)
+
+        def embed_query(self, text: str) -> list[float]:
+            start = time.perf_counter()
+            try:
+                return inner.embed_query(text)
+            finally:
+                self._timed(start)
+
+        async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+            start = time.perf_counter()
+            try:
+                return await inner.aembed_documents(texts)
+            finally:
+                self._timed(start)
+
+        async def aembed_query(self, text: str) -> list[float]:
+            start = time.perf_counter()
+            try:
+                return await inner.aembed_query(text)
+            finally:
+                self._timed(start)
+
+    return TimedEmbeddings()
+
+
 @dataclass
 class _Call:
     question: str
     answer: str
     seconds: float
     hit: CacheHit | None
+    model_seconds: float
+    embed_seconds: float
+    cache_seconds: float
 
 
 @dataclass
@@ -285,7 +355,11 @@ class _Tally:
     model_calls: int = 0
     exact_hits: int = 0
     semantic_hits: int = 0
+    #: Seconds of each model call, without the cache's time (lookup, embedding, write).
     model_seconds: list[float] = field(default_factory=list)
+    #: Seconds of each answer served from the cache, and of its embedding.
+    served_seconds: list[float] = field(default_factory=list)
+    served_embed_seconds: list[float] = field(default_factory=list)
 
 
 def _shorten(text: str, width: int = 60) -> str:
@@ -335,11 +409,45 @@ class _RedisHousekeeping:
                     await self.cluster.initialize()
             with map_redis_errors("PING"):
                 await self.client.ping()
+            if self.cluster is None:
+                with map_redis_errors("INFO cluster"):
+                    info = await self.client.info("cluster")
+                if str(info.get("cluster_enabled", 0)) == "1":
+                    raise ConfigurationError(
+                        f"{redact_url(url)} is a node of a Redis Cluster: pass --cluster"
+                    )
         except BackendUnavailableError as exc:
-            cause = redact_secrets(str(exc.__cause__ or exc), url)
-            raise BackendUnavailableError(
-                f"cannot reach Redis at {redact_url(url)}: {cause}"
-            ) from exc
+            raise connect_error(exc, url, "Redis") from exc
+
+    async def check_vector_backend(self, backend: str) -> str:
+        """The vector backend the semantic steps will use: ``backend``, or the probed one
+        for ``"auto"``.
+
+        Raises:
+            CapabilityError: the server lacks it (the message says what is missing and
+                what to pass instead).
+        """
+        from llmemo.errors import CapabilityError
+        from llmemo.stores.redis.probe import (
+            detect_vector_backend,
+            has_redisearch,
+            has_vector_sets,
+        )
+
+        if backend == "auto":
+            return await detect_vector_backend(self.client)
+        if backend == "redisearch" and not await has_redisearch(self.client):
+            raise CapabilityError(
+                "--vector-backend redisearch: this Redis server has no RediSearch (FT.* "
+                "commands: Redis 8 with the query engine, Redis Stack, or the search "
+                "module loaded); try --vector-backend vectorset or auto"
+            )
+        if backend == "vectorset" and not await has_vector_sets(self.client):
+            raise CapabilityError(
+                "--vector-backend vectorset: this Redis server has no vector sets "
+                "(VADD/VSIM, Redis 8 or later); try --vector-backend redisearch or auto"
+            )
+        return backend
 
     async def count_keys(self) -> int:
         from llmemo.stores.redis._errors import map_redis_errors
@@ -418,7 +526,7 @@ class _Demo:
         out: TextIO,
     ) -> None:
         self.options = options
-        self.embeddings = embeddings
+        self.embeddings = _timed_embeddings(embeddings)
         self.model = model
         self.simulated = simulated
         self.out = out
@@ -494,25 +602,37 @@ class _Demo:
 
     async def ask(self, observer: Any, question: str, note: str = "") -> _Call:
         observer.last_hit = None
+        cache_before, embed_before = observer.cache_seconds, self.embeddings.seconds
         start = time.perf_counter()
         message = await self.model.ainvoke(question)
         seconds = time.perf_counter() - start
+        cache = observer.cache_seconds - cache_before
+        embed = self.embeddings.seconds - embed_before
         answer = message.content if isinstance(message.content, str) else str(message.content)
-        call = _Call(question, answer, seconds, observer.last_hit)
-        hit = call.hit
+        hit = observer.last_hit
+        call = _Call(question, answer, seconds, hit, max(0.0, seconds - cache), embed, cache)
+        # Embedding is part of the cache's time, never of the model's. A miss's cache
+        # time also holds the write of the model's answer.
+        rest = _ms(max(0.0, cache - embed)).strip()
+        costs = f"embedding {_ms(embed).strip()}, lookup {rest}"
         if hit is None:
             self.tally.model_calls += 1
-            self.tally.model_seconds.append(seconds)
+            self.tally.model_seconds.append(call.model_seconds)
             how = "simulated model" if self.simulated else "model"
-            detail = f"({how}{'; ' + note if note else ''})"
+            spent = f"{how} {_ms(call.model_seconds).strip()}"
+            if embed > 0:
+                spent += f"; cache: embedding {_ms(embed).strip()}, lookup and write {rest}"
+            detail = f"({spent}{'; ' + note if note else ''})"
             tag = MODEL_CALL
         else:
+            self.tally.served_seconds.append(seconds)
+            self.tally.served_embed_seconds.append(embed)
             if hit.kind == "exact":
                 self.tally.exact_hits += 1
                 detail = "(exact match)"
             else:
                 self.tally.semantic_hits += 1
-                detail = f"(semantic match, cosine distance {hit.distance:.3f})"
+                detail = f"(semantic match, cosine distance {hit.distance:.3f}; {costs})"
             if note:
                 detail = f"{detail[:-1]}; {note})"
             tag = SERVED
@@ -520,10 +640,12 @@ class _Demo:
         return call
 
     async def distance(self, a: str, b: str) -> float:
-        va, vb = await self.embeddings.aembed_documents([a, b])
+        # For the output only: through the untimed embeddings, so the calls' figures
+        # hold only what the cache spent.
+        va, vb = await self.embeddings.inner.aembed_documents([a, b])
         dot = sum(x * y for x, y in zip(va, vb, strict=True))
         norm = math.sqrt(sum(x * x for x in va) * sum(y * y for y in vb))
-        return 1.0 - dot / norm
+        return float(1.0 - dot / norm)
 
     # - steps -
 
@@ -635,17 +757,44 @@ class _Demo:
         )
         if tally.model_seconds and served:
             mean = sum(tally.model_seconds) / len(tally.model_seconds)
-            self.say(f"  about {served * mean:.1f} s of model time saved")
+            self.say(
+                f"  model time saved: about {served * mean:.1f} s ({served} answers x "
+                f"{mean:.2f} s, the mean {model} call; embedding excluded)"
+            )
+            cost = sum(tally.served_seconds)
+            embed = sum(tally.served_embed_seconds)
+            self.say(
+                f"  cache time of the {served} answers served: {_ms(cost).strip()} "
+                f"(embedding {_ms(embed).strip()}, lookup {_ms(max(0.0, cost - embed)).strip()})"
+            )
 
 
-async def _load_embeddings(embeddings: Embeddings, out: TextIO) -> None:
-    load = getattr(embeddings, "aload", None)
-    if load is None or getattr(embeddings, "loaded", False):
+async def _warm_up(embeddings: Embeddings, out: TextIO) -> None:
+    """Load the model and run a first embedding (``warm_up()``, when the embeddings have
+    one) before the story, so that no call of the story pays for it; then time one
+    embedding, so that the story's figures can be read against it."""
+    import anyio.to_thread
+
+    warm_up = getattr(embeddings, "warm_up", None)
+    if not callable(warm_up):
         return
-    print("loading the embedding model all-MiniLM-L6-v2 (CPU; a few seconds) ...", file=out)
+    print(
+        "loading the embedding model all-MiniLM-L6-v2 (CPU; a few seconds) ...",
+        file=out,
+        flush=True,
+    )
     start = time.perf_counter()
-    await load()
-    print(f"embedding model ready in {time.perf_counter() - start:.1f} s", file=out, flush=True)
+    await anyio.to_thread.run_sync(warm_up)
+    ready = time.perf_counter() - start
+    start = time.perf_counter()
+    await embeddings.aembed_query("How long does one embedding take?")
+    one = time.perf_counter() - start
+    print(
+        f"embedding model ready in {ready:.1f} s (loaded and warmed up); one embedding "
+        f"now takes {_ms(one).strip()}",
+        file=out,
+        flush=True,
+    )
 
 
 async def run_demo(
@@ -659,15 +808,18 @@ async def run_demo(
     Args:
         options: What to run on and with.
         embeddings: Embeddings to use instead of a new
-            :class:`~llmemo.local.LocalEmbeddings` (the model is loaded once, up front).
+            :class:`~llmemo.local.LocalEmbeddings`; warmed up (``warm_up()``, if they
+            have one) before the story, so that no call of the story pays for it.
         out: Where the story is printed.
 
     Raises:
         ConfigurationError: a bad option (e.g. a malformed ``redis_url``).
         MissingDependencyError: the ``local`` extra (or, for OpenAI, langchain-openai)
             is missing.
-        BackendError: Redis is unreachable, lacks vector search, or failed mid-way (what
-            the demo wrote is still cleaned up when the server is reachable).
+        BackendError: Redis is unreachable or refused the credentials, failed mid-way
+            (what the demo wrote is still cleaned up when the server is reachable), or
+            lacks the vector search ``options.vector_backend`` asks for (a
+            :class:`~llmemo.errors.CapabilityError`, raised before the story starts).
     """
     from langchain_core.globals import get_llm_cache, set_llm_cache
 
@@ -687,6 +839,9 @@ async def run_demo(
     try:
         if housekeeping is not None:
             await housekeeping.check(options.redis_url or "")
+            # Before any story: a server that cannot run the semantic steps ends the
+            # demo here (exit code 1), instead of telling a story of failed lookups.
+            await housekeeping.check_vector_backend(options.vector_backend)
             housekeeping.indexes_before = await housekeeping.indexes()
             before = await housekeeping.count_keys()
             kind = "Redis Cluster" if options.cluster else "Redis"
@@ -698,14 +853,15 @@ async def run_demo(
         demo.say("embeddings: all-MiniLM-L6-v2, local on CPU (llmemo.local.LocalEmbeddings)")
         if housekeeping is not None:
             demo.say(f"key prefix of this run: {demo.prefix} ({before} keys under it before)")
-        await _load_embeddings(embeddings, stream)
-        demo.say()
         failed = True
         try:
-            await demo.step_exact()
-            await demo.step_semantic()
-            await demo.step_ttl()
-            await demo.step_custom()
+            with quiet_progress_bars():
+                await _warm_up(embeddings, stream)
+                demo.say()
+                await demo.step_exact()
+                await demo.step_semantic()
+                await demo.step_ttl()
+                await demo.step_custom()
             failed = False
         finally:
             set_llm_cache(previous_cache)
@@ -774,6 +930,23 @@ def redact_url(url: str) -> str:
     if parts.fragment:
         out += "#***"
     return out
+
+
+def connect_error(exc: BackendError, url: str, what: str) -> BackendError:
+    """The one-line error for a failed connection to ``url`` (``what``: "Redis", "Redis
+    Cluster"), of the type of ``exc``: ``authentication failed`` when the server refused
+    the credentials (a wrong password, or none where one is required), else ``cannot
+    reach``. No secret of ``url`` is in it."""
+    import redis
+
+    cause = exc.__cause__
+    detail = redact_secrets(str(cause or exc), url)
+    if isinstance(cause, redis.AuthenticationError):
+        return type(exc)(
+            f"authentication failed at {what} {redact_url(url)}: {detail} (check the user "
+            "and password in --redis-url)"
+        )
+    return type(exc)(f"cannot reach {what} at {redact_url(url)}: {detail}")
 
 
 def redact_secrets(text: str, url: str | None) -> str:

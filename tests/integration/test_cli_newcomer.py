@@ -237,3 +237,22 @@ def test_eval_without_matplotlib_skips_the_chart_with_a_note(
 def _src() -> str:
     """The directory the llmemo under test is imported from (the worktree's src)."""
     return str(Path(llmemo.__file__).resolve().parents[1])
+
+
+def test_the_demo_says_authentication_failed_too(password_server: tuple[str, str]) -> None:
+    address, _ = password_server
+    url = f"redis://:wrong-pw@{address}"
+    code, out, err = run("demo", "--llm", "simulated", "--redis-url", url)
+    assert code == 1
+    assert "== 1." not in out
+    line = one_error_line(err)
+    assert "authentication failed at Redis redis://:***@" in line
+    assert "wrong-pw" not in line
+
+
+@pytest.mark.cluster
+def test_the_demo_refuses_a_cluster_node_without_cluster_flag(redis_cluster_url: str) -> None:
+    code, out, err = run("demo", "--llm", "simulated", "--redis-url", redis_cluster_url)
+    assert code == 2
+    assert "== 1." not in out
+    assert "is a node of a Redis Cluster: pass --cluster" in one_error_line(err)

@@ -7,20 +7,25 @@ On Redis, the server's keys and indexes are compared before and after the run.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
+import re
 import subprocess
 import sys
 from typing import Any
 
 import pytest
 import redis
+from langchain_core.embeddings import Embeddings
 
 from llmemo import demo
 from llmemo.cli import main
 from llmemo.demo import DemoOptions, make_chat_model, run_demo, simulated_answer
 from llmemo.errors import ConfigurationError, MissingDependencyError
 from llmemo.local import LocalEmbeddings
+
+from redis_server import RedisServer
 
 SERVED = "served"
 MODEL = "model"
@@ -160,6 +165,9 @@ def test_python_dash_m_llmemo_demo() -> None:
     check_story(result.stdout)
     assert "loading the embedding model all-MiniLM-L6-v2" in result.stdout
     assert "embedding model ready in" in result.stdout
+    # Third-party progress bars (transformers' "Loading weights", tqdm) stay out of it.
+    assert "Loading weights" not in result.stderr, result.stderr
+    assert "it/s]" not in result.stderr, result.stderr
 
 
 # -- without the embedding model -----------------------------------------------------------
@@ -221,3 +229,97 @@ def closed_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+# -- timings and warm-up ----------------------------------------------------------------------
+
+PROGRESS_BAR = "\rLoading weights: 100%|##########| 103/103 [00:00<00:00, 11313.10it/s]"
+
+
+class SlowEmbeddings(Embeddings):
+    """The real model behind a fixed extra delay per embedding call, with a warm-up that
+    draws a progress bar on stderr as transformers does (and prints one real warning)."""
+
+    def __init__(self, inner: LocalEmbeddings, delay: float) -> None:
+        self.inner = inner
+        self.delay = delay
+        self.warm_ups = 0
+
+    def warm_up(self) -> None:
+        self.warm_ups += 1
+        self.inner.warm_up()
+        sys.stderr.write(PROGRESS_BAR)
+        sys.stderr.write("\n")
+        sys.stderr.write("a warning that is not a progress bar\n")
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.inner.embed_query(text)
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        await asyncio.sleep(self.delay)
+        return await self.inner.aembed_documents(texts)
+
+    async def aembed_query(self, text: str) -> list[float]:
+        await asyncio.sleep(self.delay)
+        return await self.inner.aembed_query(text)
+
+
+@pytest.mark.model
+async def test_demo_warms_up_first_and_keeps_embedding_out_of_model_time(
+    demo_embeddings: LocalEmbeddings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    delay, latency = 0.4, 0.1
+    embeddings = SlowEmbeddings(demo_embeddings, delay)
+    out = io.StringIO()
+    await run_demo(options(latency=latency), embeddings=embeddings, out=out)
+    output = out.getvalue()
+    check_story(output)
+    # Warmed up once, before the story.
+    assert embeddings.warm_ups == 1
+    assert output.index("embedding model ready in") < output.index("== 1. Exact cache")
+    # A semantic hit says how long its embedding and its lookup took, apart.
+    semantic_hits = [line for _, how, line in calls(output) if "semantic match" in line]
+    assert len(semantic_hits) == 2
+    for line in semantic_hits:
+        match = re.search(r"embedding ([\d,.]+) ms, lookup ([\d,.]+) ms", line)
+        assert match, line
+        assert float(match.group(1).replace(",", "")) >= delay * 1000
+    # Time saved counts the model's time only: with embedding mixed in, each of the 4
+    # answers served would count at least ~latency + delay/2.
+    saved = re.search(r"model time saved: about ([\d.]+) s", output)
+    assert saved, output
+    assert float(saved.group(1)) / 4 < latency + delay / 2
+    assert "embedding excluded" in output
+    # The progress bar of the warm-up is gone; other output of it is not.
+    err = capsys.readouterr().err
+    assert "Loading weights" not in err and "it/s]" not in err
+    assert "a warning that is not a progress bar" in err
+
+
+# -- a server without the vector search asked for ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def plain_redis_url() -> Any:
+    """A throwaway Redis 8 without modules: vector sets, no RediSearch (stopped by pid)."""
+    server = RedisServer(modules=False).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def test_redisearch_on_a_server_without_it_exits_1_before_the_story(
+    plain_redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["demo", "--llm", "simulated", "--redis-url", plain_redis_url]
+    code = main([*argv, "--vector-backend", "redisearch"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "== 1." not in captured.out  # no story told on a server that cannot run it
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "RediSearch" in err and "--vector-backend" in err
