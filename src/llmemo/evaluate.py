@@ -569,7 +569,7 @@ def write_plot(results: Sequence[FileResult], path: str | Path) -> None:
     except ImportError as exc:
         raise MissingDependencyError(
             f"the recall/false-hit chart needs matplotlib ({exc}): pip install matplotlib "
-            "(or pip install 'llmemo[bench]'), or pass --no-plot"
+            "(in a checkout: pip install '.[bench]'), or pass --no-plot"
         ) from exc
     figure, (axes, by_threshold) = plt.subplots(1, 2, figsize=(13, 5.5))
     for result in results:
