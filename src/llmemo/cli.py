@@ -257,10 +257,16 @@ def _refuse_cluster_node(client: redis.Redis, url: str) -> None:
     Raises:
         _UsageError: the server is a cluster node (the message says to pass --cluster).
     """
+    from llmemo.errors import BackendTimeoutError
     from llmemo.stores.redis._errors import map_redis_errors
 
-    with map_redis_errors("INFO cluster"):
-        info = client.info("cluster")
+    try:
+        with map_redis_errors("INFO cluster"):
+            info = client.info("cluster")
+    except (BackendUnavailableError, BackendTimeoutError):
+        raise
+    except BackendError:  # INFO refused (an ACL, a renamed command): cannot tell, go on
+        return
     if str(info.get("cluster_enabled", 0)) == "1":
         raise _UsageError(
             f"{redact_url(url)} is a node of a Redis Cluster: pass --cluster (a plain "

@@ -395,10 +395,12 @@ class _RedisHousekeeping:
         self.indexes_before: set[tuple[str | None, str]] | None = None
 
     async def check(self, url: str) -> None:
-        """PING the server.
+        """PING the server; without ``--cluster``, make sure it is no cluster node.
 
         Raises:
-            BackendUnavailableError: unreachable (the message names the redacted URL).
+            BackendUnavailableError: unreachable or refused the credentials (the message
+                names the redacted URL and says "authentication failed" for the latter).
+            ConfigurationError: a cluster node without ``--cluster``.
         """
         from llmemo.errors import BackendUnavailableError
         from llmemo.stores.redis._errors import map_redis_errors
@@ -409,45 +411,72 @@ class _RedisHousekeeping:
                     await self.cluster.initialize()
             with map_redis_errors("PING"):
                 await self.client.ping()
-            if self.cluster is None:
-                with map_redis_errors("INFO cluster"):
-                    info = await self.client.info("cluster")
-                if str(info.get("cluster_enabled", 0)) == "1":
-                    raise ConfigurationError(
-                        f"{redact_url(url)} is a node of a Redis Cluster: pass --cluster"
-                    )
+            if self.cluster is None and await self._is_cluster_node():
+                raise ConfigurationError(
+                    f"{redact_url(url)} is a node of a Redis Cluster: pass --cluster"
+                )
         except BackendUnavailableError as exc:
             raise connect_error(exc, url, "Redis") from exc
 
+    async def _is_cluster_node(self) -> bool:
+        """Whether the server says it is a cluster node (``INFO cluster``); ``False``
+        when it will not say (INFO refused by an ACL or renamed)."""
+        from llmemo.errors import BackendTimeoutError, BackendUnavailableError
+        from llmemo.stores.redis._errors import map_redis_errors
+
+        try:
+            with map_redis_errors("INFO cluster"):
+                info = await self.client.info("cluster")
+        except (BackendUnavailableError, BackendTimeoutError):
+            raise
+        except BackendError:
+            return False
+        return str(info.get("cluster_enabled", 0)) == "1"
+
     async def check_vector_backend(self, backend: str) -> str:
         """The vector backend the semantic steps will use: ``backend``, or the probed one
-        for ``"auto"``.
+        for ``"auto"`` (RediSearch, else vector sets). On a cluster, a primary is asked.
 
         Raises:
             CapabilityError: the server lacks it (the message says what is missing and
                 what to pass instead).
         """
         from llmemo.errors import CapabilityError
-        from llmemo.stores.redis.probe import (
-            detect_vector_backend,
-            has_redisearch,
-            has_vector_sets,
-        )
 
-        if backend == "auto":
-            return await detect_vector_backend(self.client)
-        if backend == "redisearch" and not await has_redisearch(self.client):
+        search = await self._answers("FT._LIST")
+        if backend == "redisearch" and not search:
             raise CapabilityError(
                 "--vector-backend redisearch: this Redis server has no RediSearch (FT.* "
                 "commands: Redis 8 with the query engine, Redis Stack, or the search "
                 "module loaded); try --vector-backend vectorset or auto"
             )
-        if backend == "vectorset" and not await has_vector_sets(self.client):
+        if backend == "redisearch" or (backend == "auto" and search):
+            return "redisearch"
+        if not await self._answers("VCARD", "llmemo:probe:{none}"):  # a key never used
             raise CapabilityError(
-                "--vector-backend vectorset: this Redis server has no vector sets "
-                "(VADD/VSIM, Redis 8 or later); try --vector-backend redisearch or auto"
+                f"--vector-backend {backend}: this Redis server has no vector sets (VADD/"
+                "VSIM, Redis 8 or later)"
+                + ("" if backend == "auto" else "; try --vector-backend redisearch or auto")
+                + (" nor RediSearch (FT.*): the semantic steps need one" if not search else "")
             )
-        return backend
+        return "vectorset"
+
+    async def _answers(self, *command: Any) -> bool:
+        """Whether the server knows ``command``: on a cluster, the primary that owns
+        its key (a keyed command) or the first primary (a keyless one)."""
+        from llmemo.errors import CapabilityError
+        from llmemo.stores.redis._errors import map_redis_errors
+
+        try:
+            with map_redis_errors(str(command[0])):
+                if self.cluster is not None and len(command) > 1:
+                    await self.cluster.execute_command(*command)  # routed by its key
+                else:
+                    node = None if self.cluster is None else self.cluster.get_primaries()[0]
+                    await self._on(node, *command)
+        except CapabilityError:
+            return False
+        return True
 
     async def count_keys(self) -> int:
         from llmemo.stores.redis._errors import map_redis_errors
