@@ -655,13 +655,16 @@ async def test_search_hit_and_write_are_one_round_trip_each(
             assert counting.sends == 1
             assert delta(before, after) == {"multi": 1, "hset": 1, "pexpire": 1, "exec": 1}
 
-            counting.sends = 0
-            before = await command_calls(admin)
-            [match] = await store.search(P1, data[0], k=1)
-            after = await command_calls(admin)
-            assert match.payload == b"v0"
-            assert counting.sends == 1
-            assert delta(before, after) == {"ft.search": 1}
+            # The first search of a partition also counts it and the index (to choose
+            # the query plan), pipelined in the same round trip; later ones do not.
+            for searches in (3, 1):
+                counting.sends = 0
+                before = await command_calls(admin)
+                [match] = await store.search(P1, data[0], k=1)
+                after = await command_calls(admin)
+                assert match.payload == b"v0"
+                assert counting.sends == 1
+                assert delta(before, after) == {"ft.search": searches}
 
             counting.sends = 0
             assert await store.get(P1, "e0") == b"v0"
