@@ -137,18 +137,22 @@ class Run:
     ) -> dict[str, Callable[[], Any]]:
         embeddings = self.corpus.embeddings
         blobs = [C.float32_blob(embeddings.query_vector(t)) for t in targets]
+        # llmemo's index holds vectors of its default type (FLOAT16): queries are sent so.
+        index_blobs = [C.index_blob(embeddings.query_vector(t)) for t in targets]
         index = C.llmemo_index(self.ns["hnsw"])
         vset_key = f"{self.ns['vset']}:v1:vs:{{{vset_partition}}}"
 
-        def rotating(make: Callable[[bytes], tuple[Any, ...]]) -> Callable[[], Any]:
-            cycle = itertools.cycle([make(blob) for blob in blobs])
+        def rotating(
+            make: Callable[[bytes], tuple[Any, ...]], over: list[bytes] = index_blobs
+        ) -> Callable[[], Any]:
+            cycle = itertools.cycle([make(blob) for blob in over])
             return lambda: raw.execute_command(*next(cycle))
 
         return {
             F_UNFILTERED: rotating(lambda b: knn(index, b, None)),
             F_SERVER: rotating(lambda b: knn(index, b, partition)),
             F_BATCHES: rotating(lambda b: knn(index, b, partition, " HYBRID_POLICY BATCHES")),
-            F_VSIM: rotating(lambda b: C.vsim_args(vset_key, b, ef=EF_RUNTIME)),
+            F_VSIM: rotating(lambda b: C.vsim_args(vset_key, b, ef=EF_RUNTIME), blobs),
         }
 
     async def recall_of(self, c: C.Semantic, size: int) -> tuple[int, int]:
@@ -164,7 +168,7 @@ class Run:
         targets = self.targets(size, RECALL_QUERIES)
         found = 0
         for t in targets:
-            blob = C.float32_blob(self.corpus.embeddings.query_vector(t))
+            blob = C.index_blob(self.corpus.embeddings.query_vector(t))
             reply = await raw.execute_command(
                 *knn(index, blob, partition, " HYBRID_POLICY BATCHES")
             )
@@ -258,7 +262,7 @@ class Run:
         )
         progress(f"hits in a {SMALL_ENTRIES}-entry partition inside {size:,} entries ...")
         targets = list(rows_)
-        blobs = [C.float32_blob(corpus.embeddings.query_vector(t)) for t in targets]
+        blobs = [C.index_blob(corpus.embeddings.query_vector(t)) for t in targets]
         index = C.llmemo_index(self.ns["hnsw"])
         cycle = itertools.cycle([knn(index, b, partition) for b in blobs])
         counter = itertools.count(90_000_000)

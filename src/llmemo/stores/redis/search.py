@@ -107,6 +107,9 @@ def _text(value: Any) -> str:
 _COUNT_TAIL: Final = ("LIMIT", 0, 0, "DIALECT", 2)
 
 # The numpy type of each of config.REDISEARCH_VECTOR_TYPES (little-endian, as stored).
+#: The vector type of an index the store creates when no ``dtype`` is given: half the
+#: memory of FLOAT32 with the same hits (``python -m benchmarks dtype``).
+DEFAULT_DTYPE: Final = "FLOAT16"
 _DTYPES: Final[dict[str, np.dtype[Any]]] = {
     "FLOAT32": np.dtype("<f4"),
     "FLOAT64": np.dtype("<f8"),
@@ -366,7 +369,11 @@ class RedisSearchVectorStore:
             like ``v1``); the index is ``<name>:v1:ix`` (see :attr:`index_name`).
         algorithm: ``"HNSW"`` (approximate, default) or ``"FLAT"`` (exact, brute force).
         dimension: Vector dimension, or ``None`` to learn it from the first vector.
-        dtype: Stored float type: ``"FLOAT32"`` (default), ``"FLOAT16"`` or ``"FLOAT64"``.
+        dtype: Stored float type: ``"FLOAT16"``, ``"FLOAT32"`` or ``"FLOAT64"``; ``None``
+            (default): the type of the index when one exists (an index made by an earlier
+            llmemo is FLOAT32 and stays so), else ``"FLOAT16"`` (half FLOAT32's memory,
+            the same hits on the suite's near-duplicate queries). Vectors are sent in the
+            index's type.
         m: HNSW links per node (``M``), or ``None`` for the server default.
         ef_construction: HNSW build-time candidate list size, or ``None``.
         ef_runtime: HNSW query-time candidate list size, sent with each query, or ``None``.
@@ -394,6 +401,7 @@ class RedisSearchVectorStore:
         "_declared_dimension",
         "_dimension",
         "_dtype",
+        "_dtype_auto",
         "_dtype_name",
         "_ef_construction",
         "_ef_runtime",
@@ -422,7 +430,7 @@ class RedisSearchVectorStore:
         *,
         algorithm: str = "HNSW",
         dimension: int | None = None,
-        dtype: str = "FLOAT32",
+        dtype: str | None = None,
         m: int | None = None,
         ef_construction: int | None = None,
         ef_runtime: int | None = None,
@@ -433,7 +441,14 @@ class RedisSearchVectorStore:
         self._name = validate_name(name)
         self._admin_timeout = validate_admin_timeout(admin_timeout)
         self._algorithm = validate_choice(algorithm, REDISEARCH_ALGORITHMS, parameter="algorithm")
-        self._dtype_name = validate_choice(dtype, REDISEARCH_VECTOR_TYPES, parameter="dtype")
+        # None: FLOAT16 for an index this store creates, the type of one it finds (so an
+        # index made by an older llmemo with FLOAT32 keeps serving after an upgrade).
+        self._dtype_auto = dtype is None
+        self._dtype_name = (
+            DEFAULT_DTYPE
+            if dtype is None
+            else validate_choice(dtype, REDISEARCH_VECTOR_TYPES, parameter="dtype")
+        )
         self._dtype = _DTYPES[self._dtype_name]
         self._dimension = validate_optional_positive_int(dimension, parameter="dimension")
         # Declared by the caller, or learned from an existing index (then a vector of
@@ -673,8 +688,13 @@ class RedisSearchVectorStore:
                     )
                 if await self._create(index, node, dim):
                     self._dimension = dim
+                    self._dtype_auto = False
                     return True
                 continue
+            if self._dtype_auto and existing is not None and existing.dtype in _DTYPES:
+                self._dtype_name = existing.dtype  # adopted, then fixed like a given one
+                self._dtype = _DTYPES[existing.dtype]
+                self._dtype_auto = False
             dim = self._dimension
             if dim is None:
                 dim = existing.dimension if (existing and not create) else dimension
@@ -700,6 +720,7 @@ class RedisSearchVectorStore:
                 await self._drop(index, node, delete_documents=False)
                 if not await self._create(index, node, dim):
                     continue
+                self._dtype_auto = False
             self._dimension = dim
             return True
         raise BackendError(f"RediSearch index {index!r} kept changing while being set up")
@@ -955,8 +976,9 @@ class RedisSearchVectorStore:
             node = await self._owner(partition)
             if node.name not in self._indexes:
                 await self._node_index(node, array.size, create=True)
-            if array.size != self._dimension:
-                encode_vector(array, self._dtype, self._dimension)  # raises: another size
+            if array.size != self._dimension or array.dtype != self._dtype:
+                # Raises for another size; converts to a type adopted from the index.
+                array = encode_vector(array, self._dtype, self._dimension)
         else:
             if not self._ready:
                 await self.prepare(array.size)
@@ -965,7 +987,8 @@ class RedisSearchVectorStore:
                 # index was there first): check the index against this vector, which
                 # raises the mismatch naming its remedy, or recreates the index.
                 await self._check_for(array.size)
-                encode_vector(array, self._dtype, self._dimension)
+            if array.size != self._dimension or array.dtype != self._dtype:
+                array = encode_vector(array, self._dtype, self._dimension)
         key = self._key(partition, entry_id)
         with map_redis_errors("add"):
             async with self._client.pipeline(transaction=True) as pipe:
@@ -1090,7 +1113,7 @@ class RedisSearchVectorStore:
             if not await self._prepare(array.size, create=False):
                 return []
             self._ready = True
-            encode_vector(array, self._dtype, self._dimension)
+            array = encode_vector(array, self._dtype, self._dimension)
         try:
             return await self._knn(
                 self._index_name, None, partition, array.tobytes(), k, max_distance
@@ -1170,7 +1193,7 @@ class RedisSearchVectorStore:
                 index = await self._node_index(node, array.size, create=create)
                 if index is None:
                     return []
-                encode_vector(array, self._dtype, self._dimension)
+                array = encode_vector(array, self._dtype, self._dimension)
                 blob = array.tobytes()
             try:
                 return await self._knn_script(index, partition, blob, k, max_distance)
