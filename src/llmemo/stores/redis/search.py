@@ -16,6 +16,9 @@ Layout (``name`` is the store's name, the root of its keys and of its index name
 A search is one ``FT.SEARCH`` with the partition as a TAG pre-filter inside the KNN query
 (``(@partition:{$p})=>[KNN k @vec $blob AS dist]``, DIALECT 2), returning only the payload
 and the distance. RediSearch's COSINE score already is the cosine distance ``1 - cos``.
+On an HNSW index the query asks for ``HYBRID_POLICY BATCHES`` when the partition is known
+to be large (see :mod:`llmemo.stores.redis._plan`: counts taken with a search now and
+then, in the same round trip), and leaves the plan to the server otherwise.
 
 Redis Cluster (a ``RedisCluster`` client): RediSearch without a coordinator (2.10) keeps an
 index on the shard owning its *name's* hash slot; the index sees only that shard's keys, and
