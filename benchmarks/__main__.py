@@ -9,6 +9,10 @@
 * ``dtype``: FLOAT32 against FLOAT16 vectors on RediSearch (:mod:`benchmarks.dtype`):
   memory per entry, hits and lookup latency at one size (default 100,000); writes
   ``benchmarks/results/<date>-<host>-dtype.md``.
+* ``partitions``: large partitions (:mod:`benchmarks.partitions`): one partition of
+  20,000 and of 100,000 entries against langchain-redis, redisvl and the raw no-filter
+  KNN, a 100-entry partition inside the large index, near-duplicate recall; writes
+  ``benchmarks/results/<date>-<host>-partitions.md``.
 * ``faults``: time to miss under Redis faults (:mod:`benchmarks.faults`; always on
   private loopback servers of its own, ``--redis-url`` does not apply).
 
@@ -34,9 +38,10 @@ DEFAULT_SIZES = {
     "all": "1000,10000,100000",
     "cluster": "1200,12000",
     "dtype": "100000",
+    "partitions": "20000,100000",
 }
-DEFAULT_ROUNDS = {"hits": 7, "all": 5, "cluster": 7, "dtype": 5}
-DEFAULT_OPS = {"hits": 300, "all": 200, "cluster": 300, "dtype": 200}
+DEFAULT_ROUNDS = {"hits": 7, "all": 5, "cluster": 7, "dtype": 5, "partitions": 5}
+DEFAULT_OPS = {"hits": 300, "all": 200, "cluster": 300, "dtype": 200, "partitions": 200}
 
 
 @contextlib.contextmanager
@@ -55,7 +60,9 @@ def redis_url(given: str | None) -> Iterator[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
-        "suite", choices=["all", "hits", "cluster", "dtype", "faults"], help="what to measure"
+        "suite",
+        choices=["all", "hits", "cluster", "dtype", "faults", "partitions"],
+        help="what to measure",
     )
     parser.add_argument("--redis-url", help="use this server instead of starting one")
     parser.add_argument(
@@ -105,6 +112,17 @@ def main(argv: list[str] | None = None) -> int:
 
         with redis_url(args.redis_url) as url:
             sys.stdout.write(dtype.run(url, sizes[0], rounds, ops, out, command))
+        return 0
+
+    if args.suite == "partitions":
+        if args.quick:
+            sizes, rounds, ops = [300, 1200], 1, 20
+        stamp = f"{time.strftime('%Y-%m-%d')}-{platform.node()}-partitions.md"
+        out = None if args.quick else (args.out or HERE / "results") / stamp
+        from benchmarks import partitions
+
+        with redis_url(args.redis_url) as url:
+            sys.stdout.write(partitions.run(url, sizes, rounds, ops, out, command))
         return 0
 
     if args.suite == "cluster":

@@ -240,15 +240,15 @@ def llmemo_redis(
     floor: str | None,
     loader: bool = True,
     exact_first: bool = True,
-    dtype: str = "FLOAT32",
+    dtype: str | None = None,
 ) -> Semantic:
     """llmemo's ``RedisSemanticCache`` with its defaults (measured), plus, when ``loader``,
     a second instance on the same keys with :func:`loader_policy` that loads them.
-    ``dtype`` is the RediSearch vector type (passed only when not the default, so that
-    an llmemo without the parameter still runs the suite)."""
+    ``dtype`` is the RediSearch vector type (passed only when given, so that an llmemo
+    without the parameter still runs the suite; llmemo's default is FLOAT16)."""
     from llmemo.langchain import RedisSemanticCache
 
-    options: dict[str, Any] = {} if dtype == "FLOAT32" else {"dtype": dtype}
+    options: dict[str, Any] = {} if dtype is None else {"dtype": dtype}
 
     def make(**policy: Any) -> Any:
         return RedisSemanticCache(
@@ -552,15 +552,17 @@ def knn_args(
     partition: str | None,
     returned: str,
     ef_runtime: int | None = None,
+    plan: str = "",
 ) -> tuple[Any, ...]:
-    """``FT.SEARCH`` KNN 1 (DIALECT 2), optionally pre-filtered to a partition TAG."""
+    """``FT.SEARCH`` KNN 1 (DIALECT 2), optionally pre-filtered to a partition TAG;
+    ``plan`` is a hybrid-policy clause (see :func:`llmemo_plan`)."""
     vector_field = "vec" if partition is not None else "prompt_vector"
     where = "(@partition:{$p})" if partition is not None else "*"
     params: list[Any] = ["p", partition] if partition is not None else []
     params += ["blob", blob]
     ef = "" if ef_runtime is None else f" EF_RUNTIME {ef_runtime}"
     return (
-        *("FT.SEARCH", index, f"{where}=>[KNN 1 @{vector_field} $blob{ef} AS dist]"),
+        *("FT.SEARCH", index, f"{where}=>[KNN 1 @{vector_field} $blob{ef}{plan} AS dist]"),
         *("PARAMS", len(params), *params),
         *("RETURN", 2, returned, "dist", "SORTBY", "dist", "LIMIT", 0, 1, "DIALECT", 2),
     )
@@ -586,6 +588,31 @@ def llmemo_partition(namespace: str, prompt: str) -> str:
 
 def float32_blob(vector: Any) -> bytes:
     return np.asarray(vector, dtype="<f4").tobytes()
+
+
+#: The vector type of the RediSearch indexes llmemo creates by default.
+LLMEMO_DTYPE = "FLOAT16"
+_NUMPY_TYPES = {"FLOAT16": "<f2", "FLOAT32": "<f4", "FLOAT64": "<f8"}
+
+
+def index_blob(vector: Any, dtype: str = LLMEMO_DTYPE) -> bytes:
+    """``vector`` as a query blob for an index of type ``dtype`` (llmemo's default)."""
+    return np.asarray(vector, dtype=_NUMPY_TYPES[dtype]).tobytes()
+
+
+def llmemo_plan(partition_entries: int, index_entries: int) -> str:
+    """The hybrid plan llmemo's HNSW store asks for on a partition of this size (see
+    ``llmemo.stores.redis._plan``), as a KNN clause: ``" HYBRID_POLICY BATCHES"`` or
+    ``""`` (the server's choice). Raw floors use it so they run llmemo's query."""
+    try:
+        from llmemo.stores.redis._plan import MIN_BATCH_ENTRIES, MIN_BATCH_SHARE
+    except ImportError:  # an llmemo that leaves the plan to the server
+        return ""
+    batches = (
+        partition_entries >= MIN_BATCH_ENTRIES
+        and partition_entries >= MIN_BATCH_SHARE * index_entries
+    )
+    return " HYBRID_POLICY BATCHES" if batches else ""
 
 
 _NAME_OK = re.compile(r"[^A-Za-z0-9_.:-]")

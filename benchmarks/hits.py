@@ -196,7 +196,12 @@ async def semantic(
     blob = query.astype(np.float32).tobytes()
 
     if backend == "redisearch":
-        knn = "(@partition:{$p})=>[KNN 1 @vec $blob AS dist]"
+        from benchmarks import _contenders as C  # imports this module: not at the top
+
+        # The query the store sends: vectors of the index's type (FLOAT16 by default),
+        # and its hybrid plan for a one-partition index of this size.
+        plan = C.llmemo_plan(size, size)
+        knn = f"(@partition:{{$p}})=>[KNN 1 @vec $blob{plan} AS dist]"
         raw_args = (
             "FT.SEARCH",
             f"{name}:v1:ix",  # the cache's index (see llmemo.stores.redis.search)
@@ -206,7 +211,7 @@ async def semantic(
             "p",
             partition,
             "blob",
-            blob,
+            C.index_blob(query),
             "RETURN",
             2,
             "payload",

@@ -817,14 +817,22 @@ class Suite:
         sizes = self.s.sizes
         return 10_000 if 10_000 in sizes else sizes[0]
 
-    def _floor_ops(self, corpus: C.Corpus, raw: Any, targets: list[int]) -> dict[str, Any]:
-        """Raw vector queries on the contenders' own indexes, rotating over ``targets``."""
+    def _floor_ops(
+        self, corpus: C.Corpus, raw: Any, targets: list[int], size: int
+    ) -> dict[str, Any]:
+        """Raw vector queries on the contenders' own indexes, rotating over ``targets``:
+        on llmemo's RediSearch indexes, the query llmemo sends (vectors of the index's
+        type, llmemo's hybrid plan for a one-partition index of ``size`` entries)."""
         ns = self.ns
         blobs = [C.float32_blob(corpus.embeddings.query_vector(t)) for t in targets]
+        index_blobs = [C.index_blob(corpus.embeddings.query_vector(t)) for t in targets]
+        plan = C.llmemo_plan(size, size)
         any_query = corpus.prompts.query(targets[0], 0)
 
-        def rotating(make: Callable[[bytes], tuple[Any, ...]]) -> Callable[[], Any]:
-            commands = [make(blob) for blob in blobs]
+        def rotating(
+            make: Callable[[bytes], tuple[Any, ...]], over: list[bytes] = blobs
+        ) -> Callable[[], Any]:
+            commands = [make(blob) for blob in over]
             cycle = itertools.cycle(commands)
             return lambda: raw.execute_command(*next(cycle))
 
@@ -834,8 +842,9 @@ class Suite:
         ops = {
             F_HNSW: rotating(
                 lambda b: C.knn_args(
-                    C.llmemo_index(ns["hnsw"]), b, partition=p_hnsw, returned="payload"
-                )
+                    C.llmemo_index(ns["hnsw"]), b, partition=p_hnsw, returned="payload", plan=plan
+                ),
+                index_blobs,
             ),
             F_HNSW_EF: rotating(
                 lambda b: C.knn_args(
@@ -844,12 +853,15 @@ class Suite:
                     partition=p_hnsw,
                     returned="payload",
                     ef_runtime=EF_RUNTIME,
-                )
+                    plan=plan,
+                ),
+                index_blobs,
             ),
             F_FLAT: rotating(
                 lambda b: C.knn_args(
                     C.llmemo_index(ns["flat"]), b, partition=p_flat, returned="payload"
-                )
+                ),
+                index_blobs,
             ),
             F_VSIM: rotating(
                 lambda b: C.vsim_args(f"{ns['vset']}:v1:vs:{{{p_vset}}}", b, ef=EF_RUNTIME)
@@ -944,7 +956,7 @@ class Suite:
         targets = self._targets()
         await self._check_hits(contenders, corpus, size, "embedding excluded")
         variants: dict[str, Any] = {RAW_GET: lambda: raw.get(self.ref_key)}
-        variants.update(self._floor_ops(corpus, raw, targets))
+        variants.update(self._floor_ops(corpus, raw, targets, size))
         for k, c in enumerate(contenders):
             variants[c.name] = self._lookup_op(c, corpus, targets, 1_000_000 * (k + 1) + size)
         ordered = self._ordered(variants, contenders)
@@ -1012,7 +1024,7 @@ class Suite:
         self, size: int, contenders: list[C.Semantic], corpus: C.Corpus, raw: Any
     ) -> None:
         targets = self._targets()
-        floors = self._floor_ops(corpus, raw, targets)
+        floors = self._floor_ops(corpus, raw, targets, size)
         by_name = {c.name: c for c in contenders}
         variants: dict[str, Any] = {}
         for name in (F_HNSW_EF, HNSW, f"{HNSW}, exact_first=False", F_VSIM, VSET, LCR, RVL):

@@ -100,3 +100,21 @@ def test_full_suite_quick_mode(redis_url: str, tmp_path: Path) -> None:
         assert len(list(tmp_path.glob("*.png"))) == 3
     after = results_md.read_text() if results_md.exists() else None
     assert after == before, "--quick must not touch RESULTS.md"
+
+
+@pytest.mark.redis
+@pytest.mark.redisearch
+@pytest.mark.vectorset
+def test_partitions_benchmark_quick_mode(redis_url: str) -> None:
+    out = quick_run("partitions", "--redis-url", redis_url)
+    for title in (
+        "Semantic hit, one partition of 300 entries",
+        "Semantic hit, one partition of 1,200 entries",
+        "Semantic hit in a 100-entry partition inside 1,200 entries",
+        "### Near-duplicate recall",
+    ):
+        assert title in out
+    # Every lookup of the tiny run found its entry (a miss would be a fast, false row).
+    recall = [line for line in out.splitlines() if "RediSearch HNSW | " in line and "%)" in line]
+    assert recall and all("300/300" in line for line in recall)
+    assert "100-entry partition, new prompts" in out

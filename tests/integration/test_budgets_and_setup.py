@@ -325,6 +325,12 @@ async def test_a_full_server_drops_writes_and_keeps_serving_reads(caplog: Any) -
 # -- item 10: clear() at any size --------------------------------------------------------
 
 
+#: The fills below are the tests' setup, not what they test: no time budget, errors
+#: raise, so that a loaded CI machine (an HNSW insert queued behind 63 others can take
+#: seconds there) never drops one and fails the count. Write budgets are tested above.
+FILL_POLICY = FailurePolicy(errors="raise", operation_timeout=None, write_timeout=None)
+
+
 async def fill(cache: Any, total: int, concurrency: int = 64) -> None:
     gate = asyncio.Semaphore(concurrency)
 
@@ -347,7 +353,7 @@ async def test_clear_removes_50k_entries_with_progress(
     total = 50_000
     cache: Any
     if kind == "exact":
-        cache = RedisCache(redis_url, prefix=unique_prefix, single_flight=False)
+        cache = RedisCache(redis_url, prefix=unique_prefix, single_flight=False, policy=FILL_POLICY)
     else:
         cache = RedisSemanticCache(
             AsyncConceptEmbeddings(),
@@ -356,6 +362,7 @@ async def test_clear_removes_50k_entries_with_progress(
             name=unique_prefix,
             vector_backend="redisearch",
             single_flight=False,
+            policy=FILL_POLICY,
         )
     await fill(cache, total)
     assert cache.stats.writes == total
@@ -386,6 +393,7 @@ async def test_llmemo_clear_removes_50k_semantic_entries_with_progress(
         name=unique_prefix,
         vector_backend="redisearch",
         single_flight=False,
+        policy=FILL_POLICY,
     )
     await fill(cache, total)
     assert cache.stats.writes == total

@@ -207,12 +207,28 @@ def test_ft_search_replies(reply: Any, max_distance: float) -> None:
         check_matches(page[0])
 
 
+@st.composite
+def counted_triples(draw: st.DrawFn) -> list[Any]:
+    """The cluster search script's reply: two counts, then [id, distance, payload, ...]."""
+    counts = draw(st.lists(st.none() | st.integers(-5, 10**12) | leaf, min_size=0, max_size=2))
+    return [*counts, *draw(flat_triples())]
+
+
 @FUZZ
-@given(reply=flat_triples() | reply, max_distance=st.sampled_from([0.2, 2.0]))
+@given(reply=counted_triples() | reply, max_distance=st.sampled_from([0.2, 2.0]))
 def test_cluster_search_script_replies(reply: Any, max_distance: float) -> None:
+    counts = search._script_counts(reply)  # never raises: a count only chooses a plan
+    assert all(c is None or (type(c) is int and c >= 0) for c in counts)
     page = parsed_or_refused(search._parse_script_reply, reply, 3, max_distance)
     if page is not None:
         check_matches(page[0])
+
+
+@FUZZ
+@given(reply=resp2_search() | resp3_search() | reply | st.integers(-5, 5))
+def test_count_replies_are_a_count_or_none(reply: Any) -> None:
+    count = search._count_of(reply)
+    assert count is None or (type(count) is int and count >= 0)
 
 
 @FUZZ
@@ -295,7 +311,7 @@ FOREIGN_ROW = (b"good-id", OK_PAYLOAD, b"\xff\xfe", b"foreign payload")
             2.0,
         )[0],
         lambda good, p, bad, q: search._parse_script_reply(
-            [b"abc" + good, b"0.1", p, b"abc" + bad, b"0.2", q], 3, 2.0
+            [None, None, b"abc" + good, b"0.1", p, b"abc" + bad, b"0.2", q], 3, 2.0
         )[0],
         lambda good, p, bad, q: vectorset._matches([good, b"0.95", p, bad, b"0.9", q], 2.0),
     ],

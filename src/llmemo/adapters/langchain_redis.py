@@ -441,7 +441,7 @@ class RedisSemanticCache(_RedisLangChainCache):
         *,
         vector_backend: VectorBackend = "auto",
         algorithm: str = "HNSW",
-        dtype: str = "FLOAT32",
+        dtype: str | None = None,
         ef_runtime: int | None = DEFAULT_EF_RUNTIME,
         exact_first: bool = True,
         verifier: HitVerifier | None = DEFAULT,
@@ -471,11 +471,14 @@ class RedisSemanticCache(_RedisLangChainCache):
                 ``VADD``/``VSIM``) or ``"auto"``: RediSearch when the server has it, else
                 vector sets (probed once, on first use).
             algorithm: RediSearch index algorithm, ``"HNSW"`` or ``"FLAT"``.
-            dtype: RediSearch vector type: ``"FLOAT32"`` (default), ``"FLOAT16"`` or
-                ``"FLOAT64"``. ``"FLOAT16"`` halves the vectors' memory (the index and
+            dtype: RediSearch vector type: ``"FLOAT16"``, ``"FLOAT32"`` or
+                ``"FLOAT64"``; ``None`` (default): FLOAT16 for a new index, the type of
+                an existing one (an index made by llmemo before FLOAT16 became the
+                default stays FLOAT32). FLOAT16 halves the vectors' memory (the index and
                 each entry hold one copy: measured 3.9 KB against 5.7 KB per entry at
                 100k entries of 384 dimensions) for distances within about 0.0001 of
-                FLOAT32's. Vector sets ignore it (they store 8-bit quantized vectors).
+                FLOAT32's and the same hits. Vector sets ignore it (they store 8-bit
+                quantized vectors).
             ef_runtime: HNSW search breadth (RediSearch ``EF_RUNTIME``, vector sets ``EF``);
                 the servers' defaults (10) miss about half of near duplicates in large
                 partitions (measured: 53 % recall at 50k entries), each miss a paid model
@@ -530,7 +533,8 @@ class RedisSemanticCache(_RedisLangChainCache):
                 f"got {vector_backend!r}"
             )
         algorithm = validate_choice(algorithm, REDISEARCH_ALGORITHMS, parameter="algorithm")
-        dtype = validate_choice(dtype, REDISEARCH_VECTOR_TYPES, parameter="dtype")
+        if dtype is not None:
+            dtype = validate_choice(dtype, REDISEARCH_VECTOR_TYPES, parameter="dtype")
         embedder = to_embedder(embeddings)
         validate_optional_positive_int(candidates, parameter="candidates")
         verifier = resolve_verifier(verifier)
@@ -593,7 +597,7 @@ class _BackendChoice:
         backend: str,
         root: str,
         algorithm: str,
-        dtype: str,
+        dtype: str | None,
         ef_runtime: int | None,
         *,
         recreate: bool = False,

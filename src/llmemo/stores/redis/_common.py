@@ -383,18 +383,18 @@ def command_runner(client: Redis | RedisCluster) -> CommandRunner:
     return run
 
 
-PairRunner = Callable[[tuple[Any, ...], tuple[Any, ...]], Awaitable[tuple[Any, Any]]]
+PairRunner = Callable[..., Awaitable[tuple[Any, ...]]]
 
 
 def pair_runner(client: Redis | RedisCluster) -> PairRunner | None:
-    """A coroutine function sending two commands in one round trip (pipelined on one
-    connection, not a transaction) and returning both raw replies, or ``None`` where that
-    is not available (a cluster client, whose two keys may live on other nodes; a
-    single-connection client).
+    """A coroutine function sending two (or more) commands in one round trip (pipelined
+    on one connection, not a transaction) and returning their raw replies in order, or
+    ``None`` where that is not available (a cluster client, whose keys may live on other
+    nodes; a single-connection client).
 
     An error reply (``ResponseError``, e.g. ``WRONGTYPE`` or ``NOSCRIPT``) is returned in
-    its place, not raised, so that the other reply is still read and the connection stays
-    in step; connection errors and timeouts raise, under the connection's ``retry``
+    its place, not raised, so that the other replies are still read and the connection
+    stays in step; connection errors and timeouts raise, under the connection's ``retry``
     policy like :func:`command_runner`. Reply callbacks are not applied: use it for
     commands whose raw reply the caller parses.
     """
@@ -402,16 +402,16 @@ def pair_runner(client: Redis | RedisCluster) -> PairRunner | None:
     if pool is None:
         return None
 
-    async def run(first: tuple[Any, ...], second: tuple[Any, ...]) -> tuple[Any, Any]:
-        async def send_and_read(connection: Any) -> tuple[Any, Any]:
-            await _send(connection, _packed(connection, (first, second)))
+    async def run(*commands: tuple[Any, ...]) -> tuple[Any, ...]:
+        async def send_and_read(connection: Any) -> tuple[Any, ...]:
+            await _send(connection, _packed(connection, commands))
             replies: list[Any] = []
-            for _ in range(2):
+            for _ in commands:
                 try:
                     replies.append(await connection.read_response())
                 except ResponseError as exc:
                     replies.append(exc)
-            return replies[0], replies[1]
+            return tuple(replies)
 
         return await _on_connection(pool, send_and_read)
 

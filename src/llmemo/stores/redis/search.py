@@ -16,6 +16,9 @@ Layout (``name`` is the store's name, the root of its keys and of its index name
 A search is one ``FT.SEARCH`` with the partition as a TAG pre-filter inside the KNN query
 (``(@partition:{$p})=>[KNN k @vec $blob AS dist]``, DIALECT 2), returning only the payload
 and the distance. RediSearch's COSINE score already is the cosine distance ``1 - cos``.
+On an HNSW index the query asks for ``HYBRID_POLICY BATCHES`` when the partition is known
+to be large (see :mod:`llmemo.stores.redis._plan`: counts taken with a search now and
+then, in the same round trip), and leaves the plan to the server otherwise.
 
 Redis Cluster (a ``RedisCluster`` client): RediSearch without a coordinator (2.10) keeps an
 index on the shard owning its *name's* hash slot; the index sees only that shard's keys, and
@@ -88,6 +91,7 @@ from llmemo.stores.redis._errors import (
     reply_parser,
     translate,
 )
+from llmemo.stores.redis._plan import HybridPlanner
 
 if TYPE_CHECKING:
     from redis.asyncio.cluster import ClusterNode
@@ -102,7 +106,13 @@ def _text(value: Any) -> str:
 
 # -- RediSearch specifics ---------------------------------------------------------------
 
+# Counting a partition's (or the index's) documents: no rows, only the total.
+_COUNT_TAIL: Final = ("LIMIT", 0, 0, "DIALECT", 2)
+
 # The numpy type of each of config.REDISEARCH_VECTOR_TYPES (little-endian, as stored).
+#: The vector type of an index the store creates when no ``dtype`` is given: half the
+#: memory of FLOAT32 with the same hits (``python -m benchmarks dtype``).
+DEFAULT_DTYPE: Final = "FLOAT16"
 _DTYPES: Final[dict[str, np.dtype[Any]]] = {
     "FLOAT32": np.dtype("<f4"),
     "FLOAT64": np.dtype("<f8"),
@@ -112,6 +122,7 @@ _VEC: Final = "vec"
 _PARTITION: Final = "partition"
 _PAYLOAD: Final = "payload"
 _DIST: Final = "dist"
+_COUNT_PARTITION: Final = f"@{_PARTITION}:{{$p}}"
 _METRIC: Final = "COSINE"
 _B_PAYLOAD: Final = _PAYLOAD.encode()
 _B_DIST: Final = _DIST.encode()
@@ -132,14 +143,29 @@ _REFUSED_INDEX_RECHECK_S: Final = 5.0
 _INDEX_RECHECK_S: Final = 5.0
 
 # Cluster search. KEYS: a key in the partition's slot (never written; it routes the script
-# and makes a moved slot answer MOVED). ARGV: index, query, partition, blob, LIMIT count.
-# Returns a flat array: id, distance, payload (false when the entry expired), ...
+# and makes a moved slot answer MOVED). ARGV: index, query, partition, blob, LIMIT count,
+# and two flags ("1"/"0"): count the partition's documents, count the index's.
+# Returns a flat array: the partition's count and the index's (false when not asked for
+# or when counting failed), then id, distance, payload (false when the entry expired), ...
 # allow-cross-slot-keys: the index name lives in another slot of the same primary.
 _CLUSTER_SEARCH: Final = LuaScript(
     """#!lua flags=no-writes,allow-cross-slot-keys
+local function count(...)
+  local ok, reply = pcall(redis.call, 'FT.SEARCH', ARGV[1], ...)
+  if ok and type(reply) == 'table' then
+    return reply[1]
+  end
+  return false
+end
+local out = {false, false}
+if ARGV[6] == '1' then
+  out[1] = count('@partition:{$p}', 'PARAMS', 2, 'p', ARGV[3], 'LIMIT', 0, 0, 'DIALECT', 2)
+end
+if ARGV[7] == '1' then
+  out[2] = count('*', 'LIMIT', 0, 0, 'DIALECT', 2)
+end
 local found = redis.call('FT.SEARCH', ARGV[1], ARGV[2], 'PARAMS', 4, 'p', ARGV[3],
   'blob', ARGV[4], 'RETURN', 1, 'dist', 'SORTBY', 'dist', 'LIMIT', 0, ARGV[5], 'DIALECT', 2)
-local out = {}
 for i = 2, #found, 2 do
   local fields = found[i + 1]
   local dist = false
@@ -346,7 +372,11 @@ class RedisSearchVectorStore:
             like ``v1``); the index is ``<name>:v1:ix`` (see :attr:`index_name`).
         algorithm: ``"HNSW"`` (approximate, default) or ``"FLAT"`` (exact, brute force).
         dimension: Vector dimension, or ``None`` to learn it from the first vector.
-        dtype: Stored float type: ``"FLOAT32"`` (default), ``"FLOAT16"`` or ``"FLOAT64"``.
+        dtype: Stored float type: ``"FLOAT16"``, ``"FLOAT32"`` or ``"FLOAT64"``; ``None``
+            (default): the type of the index when one exists (an index made by an earlier
+            llmemo is FLOAT32 and stays so), else ``"FLOAT16"`` (half FLOAT32's memory,
+            the same hits on the suite's near-duplicate queries). Vectors are sent in the
+            index's type.
         m: HNSW links per node (``M``), or ``None`` for the server default.
         ef_construction: HNSW build-time candidate list size, or ``None``.
         ef_runtime: HNSW query-time candidate list size, sent with each query, or ``None``.
@@ -374,6 +404,7 @@ class RedisSearchVectorStore:
         "_declared_dimension",
         "_dimension",
         "_dtype",
+        "_dtype_auto",
         "_dtype_name",
         "_ef_construction",
         "_ef_runtime",
@@ -386,6 +417,7 @@ class RedisSearchVectorStore:
         "_name",
         "_owns_client",
         "_pair",
+        "_planner",
         "_prepare_lock",
         "_ready",
         "_recheck_at",
@@ -401,7 +433,7 @@ class RedisSearchVectorStore:
         *,
         algorithm: str = "HNSW",
         dimension: int | None = None,
-        dtype: str = "FLOAT32",
+        dtype: str | None = None,
         m: int | None = None,
         ef_construction: int | None = None,
         ef_runtime: int | None = None,
@@ -412,7 +444,14 @@ class RedisSearchVectorStore:
         self._name = validate_name(name)
         self._admin_timeout = validate_admin_timeout(admin_timeout)
         self._algorithm = validate_choice(algorithm, REDISEARCH_ALGORITHMS, parameter="algorithm")
-        self._dtype_name = validate_choice(dtype, REDISEARCH_VECTOR_TYPES, parameter="dtype")
+        # None: FLOAT16 for an index this store creates, the type of one it finds (so an
+        # index made by an older llmemo with FLOAT32 keeps serving after an upgrade).
+        self._dtype_auto = dtype is None
+        self._dtype_name = (
+            DEFAULT_DTYPE
+            if dtype is None
+            else validate_choice(dtype, REDISEARCH_VECTOR_TYPES, parameter="dtype")
+        )
         self._dtype = _DTYPES[self._dtype_name]
         self._dimension = validate_optional_positive_int(dimension, parameter="dimension")
         # Declared by the caller, or learned from an existing index (then a vector of
@@ -441,6 +480,9 @@ class RedisSearchVectorStore:
         # Index commands and clear() may take admin_timeout, not the cache's budget.
         self._admin = admin_runner(client, self._admin_timeout)
         self._pair = pair_runner(client)
+        # Which hybrid plan each partition's KNN asks for (HNSW only: a FLAT index scans
+        # either way), from counts taken now and then with a search (see _plan).
+        self._planner = HybridPlanner() if self._algorithm == "HNSW" else None
         self._key_root = f"{self._name}:v1:s:"
         self._cluster: RedisCluster | None = client if isinstance(client, RedisCluster) else None
         # Cluster: one index per primary, "<name>:v1:ix:{<tag>}"; primary name -> index
@@ -458,7 +500,7 @@ class RedisSearchVectorStore:
         # One index check at a time on a standalone server: a burst of first writes
         # waits for one FT.INFO/FT.CREATE instead of each sending its own.
         self._prepare_lock = asyncio.Lock()
-        self._search_args: dict[int, tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
+        self._search_args: dict[tuple[int, bool], tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
         self._owns_client = False
         self._closed = False
 
@@ -649,8 +691,13 @@ class RedisSearchVectorStore:
                     )
                 if await self._create(index, node, dim):
                     self._dimension = dim
+                    self._dtype_auto = False
                     return True
                 continue
+            if self._dtype_auto and existing is not None and existing.dtype in _DTYPES:
+                self._dtype_name = existing.dtype  # adopted, then fixed like a given one
+                self._dtype = _DTYPES[existing.dtype]
+                self._dtype_auto = False
             dim = self._dimension
             if dim is None:
                 dim = existing.dimension if (existing and not create) else dimension
@@ -676,6 +723,7 @@ class RedisSearchVectorStore:
                 await self._drop(index, node, delete_documents=False)
                 if not await self._create(index, node, dim):
                     continue
+                self._dtype_auto = False
             self._dimension = dim
             return True
         raise BackendError(f"RediSearch index {index!r} kept changing while being set up")
@@ -775,6 +823,8 @@ class RedisSearchVectorStore:
         """
         self._ready = False
         self._refused.clear()
+        if self._planner is not None:
+            self._planner.forget()
         if self._cluster is None:
             return await self._drop(self._index_name, None, delete_documents=delete_documents)
         self._indexes.clear()
@@ -929,8 +979,9 @@ class RedisSearchVectorStore:
             node = await self._owner(partition)
             if node.name not in self._indexes:
                 await self._node_index(node, array.size, create=True)
-            if array.size != self._dimension:
-                encode_vector(array, self._dtype, self._dimension)  # raises: another size
+            if array.size != self._dimension or array.dtype != self._dtype:
+                # Raises for another size; converts to a type adopted from the index.
+                array = encode_vector(array, self._dtype, self._dimension)
         else:
             if not self._ready:
                 await self.prepare(array.size)
@@ -939,7 +990,8 @@ class RedisSearchVectorStore:
                 # index was there first): check the index against this vector, which
                 # raises the mismatch naming its remedy, or recreates the index.
                 await self._check_for(array.size)
-                encode_vector(array, self._dtype, self._dimension)
+            if array.size != self._dimension or array.dtype != self._dtype:
+                array = encode_vector(array, self._dtype, self._dimension)
         key = self._key(partition, entry_id)
         with map_redis_errors("add"):
             async with self._client.pipeline(transaction=True) as pipe:
@@ -962,19 +1014,56 @@ class RedisSearchVectorStore:
         # This client never decodes (checked in __init__): replies are bytes.
         return cast("bytes | None", value)
 
-    def _args_for(self, k: int) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    def _args_for(self, k: int, batches: bool = False) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
         """The FT.SEARCH arguments after the index name, around ``partition`` and the
-        vector blob, per ``k``."""
-        cached = self._search_args.get(k)
+        vector blob, per ``k`` and plan (``batches``: ``HYBRID_POLICY BATCHES``, else the
+        server's choice)."""
+        cached = self._search_args.get((k, batches))
         if cached is None:
             ef = f" EF_RUNTIME {self._ef_runtime}" if self._ef_runtime is not None else ""
-            query = f"(@{_PARTITION}:{{$p}})=>[KNN {k} @{_VEC} $blob{ef} AS {_DIST}]"
+            plan = " HYBRID_POLICY BATCHES" if batches else ""
+            query = f"(@{_PARTITION}:{{$p}})=>[KNN {k} @{_VEC} $blob{ef}{plan} AS {_DIST}]"
             head = (query, "PARAMS", 4, "p")
             tail = ("RETURN", 2, _PAYLOAD, _DIST, "SORTBY", _DIST, "LIMIT", 0, k, "DIALECT", 2)
             cached = (head, tail)
             if len(self._search_args) < 64:  # a few distinct k in practice; stay bounded
-                self._search_args[k] = cached
+                self._search_args[k, batches] = cached
         return cached
+
+    def _batches(self, index: str, partition: str) -> bool:
+        """Whether the KNN of ``partition`` asks for ``HYBRID_POLICY BATCHES``."""
+        return self._planner is not None and self._planner.batches(index, partition)
+
+    def _counts_due(self, index: str, partition: str) -> tuple[tuple[Any, ...], ...]:
+        """The count commands (``FT.SEARCH ... LIMIT 0 0`` of the partition and of the
+        whole index) due with this search on a standalone server, to be pipelined after
+        it; none when no count is due (or the store cannot pipeline, or has no planner)."""
+        if self._planner is None or self._pair is None:
+            return ()
+        partition_due, total_due = self._planner.due(index, partition)
+        commands: list[tuple[Any, ...]] = []
+        if partition_due:
+            commands.append(
+                ("FT.SEARCH", index, _COUNT_PARTITION, "PARAMS", 2, "p", partition, *_COUNT_TAIL)
+            )
+        if total_due:
+            commands.append(("FT.SEARCH", index, "*", *_COUNT_TAIL))
+        return tuple(commands)
+
+    def _note_counts(
+        self, index: str, partition: str, commands: tuple[tuple[Any, ...], ...], replies: Any
+    ) -> None:
+        """Give the planner the counts in ``replies`` (a failed or unreadable count is
+        skipped: it only chooses a plan)."""
+        if self._planner is None:
+            return
+        entries = total = None
+        for command, reply in zip(commands, replies, strict=False):
+            if command[2] == "*":
+                total = _count_of(reply)
+            else:
+                entries = _count_of(reply)
+        self._planner.note(index, partition, entries, total)
 
     def _query_inputs(
         self, partition: str, vector: Vector, k: int, max_distance: float
@@ -990,9 +1079,11 @@ class RedisSearchVectorStore:
         max_distance = check_max_distance(max_distance)
         return encode_vector(vector, self._dtype, self._dimension), k, max_distance
 
-    def _search_query(self, index: str, partition: str, blob: bytes, k: int) -> tuple[Any, ...]:
+    def _search_query(
+        self, index: str, partition: str, blob: bytes, k: int, batches: bool = False
+    ) -> tuple[Any, ...]:
         """The ``FT.SEARCH`` command of a KNN ``k`` query in ``partition``."""
-        head, tail = self._args_for(k)
+        head, tail = self._args_for(k, batches)
         return ("FT.SEARCH", index, *head, partition, "blob", blob, *tail)
 
     def _id_start(self, partition: str) -> int:
@@ -1025,7 +1116,7 @@ class RedisSearchVectorStore:
             if not await self._prepare(array.size, create=False):
                 return []
             self._ready = True
-            encode_vector(array, self._dtype, self._dimension)
+            array = encode_vector(array, self._dtype, self._dimension)
         try:
             return await self._knn(
                 self._index_name, None, partition, array.tobytes(), k, max_distance
@@ -1062,19 +1153,24 @@ class RedisSearchVectorStore:
             return await probe_in_turn(self, partition, entry_id, vector, k, max_distance)
         array, k, max_distance = self._query_inputs(partition, vector, k, max_distance)
         blob = array.tobytes()
-        query = self._search_query(self._index_name, partition, blob, k)
+        index = self._index_name
+        batches = self._batches(index, partition)
+        query = self._search_query(index, partition, blob, k, batches)
+        counts = self._counts_due(index, partition)
         try:
-            probe, reply = await self._pair(
-                ("HGET", self._key(partition, entry_id), _PAYLOAD), query
+            probe, reply, *counted = await self._pair(
+                ("HGET", self._key(partition, entry_id), _PAYLOAD), query, *counts
             )
         except DRIVER_ERRORS as exc:
             raise translate(exc, "HGET + FT.SEARCH") from exc
+        if counts:
+            self._note_counts(index, partition, counts, counted)
         probed = probed_payload(probe, lambda error: translate(error, "HGET"))
         if isinstance(probed, bytes):
             return probed, []
         try:
             matches = await self._knn(
-                self._index_name, None, partition, blob, k, max_distance, first_reply=reply
+                index, None, partition, blob, k, max_distance, first_reply=reply, batches=batches
             )
         except SchemaMismatchError:
             self._ready = False  # the index changed behind our back: check it again
@@ -1100,7 +1196,7 @@ class RedisSearchVectorStore:
                 index = await self._node_index(node, array.size, create=create)
                 if index is None:
                     return []
-                encode_vector(array, self._dtype, self._dimension)
+                array = encode_vector(array, self._dtype, self._dimension)
                 blob = array.tobytes()
             try:
                 return await self._knn_script(index, partition, blob, k, max_distance)
@@ -1118,9 +1214,15 @@ class RedisSearchVectorStore:
         """:meth:`_knn` through the cluster search script (one ``EVALSHA``)."""
         id_start = self._id_start(partition)
 
+        batches = self._batches(index, partition)
+        counts = (False, False) if self._planner is None else self._planner.due(index, partition)
+
         async def fetch(want: int) -> _Page:
-            query = self._args_for(want)[0][0]
-            args = (index, query, partition, blob, want)
+            nonlocal counts
+            query = self._args_for(want, batches)[0][0]
+            flags = tuple("1" if due else "0" for due in counts)
+            counts = (False, False)  # asked with the first request only
+            args = (index, query, partition, blob, want, *flags)
             try:
                 reply = await run_script(
                     self._client, _CLUSTER_SEARCH, (self._slot_key(partition),), args
@@ -1131,6 +1233,8 @@ class RedisSearchVectorStore:
                 raise _search_error(exc, "FT.SEARCH") from exc
             except DRIVER_ERRORS as exc:
                 raise translate(exc, "FT.SEARCH") from exc
+            if self._planner is not None and flags != ("0", "0"):
+                self._planner.note(index, partition, *_script_counts(reply))
             return _parse_script_reply(reply, id_start, max_distance)
 
         return await _until_enough(fetch, k)
@@ -1145,14 +1249,24 @@ class RedisSearchVectorStore:
         max_distance: float,
         *,
         first_reply: Any = None,
+        batches: bool | None = None,
     ) -> list[VectorMatch]:
         """One ``FT.SEARCH`` (more only after meeting expired documents); with
-        ``first_reply``, the reply (or error reply) of a first one already sent.
+        ``first_reply``, the reply (or error reply) of a first one already sent with the
+        plan ``batches``. Without it, the plan is the planner's and the first request
+        carries the counts due (pipelined, same round trip).
 
         Raises:
             _MissingIndex: The index does not exist (there).
         """
         id_start = self._id_start(partition)
+        if batches is None:
+            batches = self._batches(index, partition)
+        counts = (
+            ()
+            if first_reply is not None or node is not None
+            else self._counts_due(index, partition)
+        )
 
         def page(reply: Any) -> _Page:
             if isinstance(reply, ResponseError):
@@ -1162,8 +1276,15 @@ class RedisSearchVectorStore:
             return _parse_search(reply, id_start, max_distance)
 
         async def fetch(want: int) -> _Page:
+            nonlocal counts
+            query = self._search_query(index, partition, blob, want, batches)
             try:
-                reply = await self._ft(node, *self._search_query(index, partition, blob, want))
+                if counts and self._pair is not None:
+                    reply, *counted = await self._pair(query, *counts)
+                    self._note_counts(index, partition, counts, counted)
+                    counts = ()
+                else:
+                    reply = await self._ft(node, *query)
             except ResponseError as exc:
                 reply = exc
             except DRIVER_ERRORS as exc:
@@ -1195,6 +1316,8 @@ class RedisSearchVectorStore:
             How many entries (keys) were removed.
         """
         pattern = glob_escape(self._key_root) + "*"
+        if self._planner is not None:
+            self._planner.forget()  # an emptied partition is searched by the server's plan
         with map_redis_errors("clear"):
             return await unlink_matching(
                 self._client, pattern, 500, timeout=self._admin_timeout, progress=progress
@@ -1220,6 +1343,21 @@ class _MissingIndex(Exception):
     """``FT.SEARCH`` found no index by that name (internal signal)."""
 
 
+def _count_of(reply: Any) -> int | None:
+    """The number of results of an ``FT.SEARCH ... LIMIT 0 0`` reply (RESP2 ``[n]``,
+    RESP3 map, or a script's integer), or ``None`` for an error or any other shape."""
+    try:
+        if isinstance(reply, dict):
+            reply = reply.get(b"total_results")
+        elif isinstance(reply, list):
+            reply = reply[0]
+        if type(reply) is int and reply >= 0:
+            return reply
+    except REPLY_SHAPE_ERRORS:
+        pass
+    return None
+
+
 def _match(doc_id: Any, distance: float, payload: Any) -> VectorMatch:
     """One row within reach as a match (``distance`` checked, not NaN).
 
@@ -1240,21 +1378,32 @@ def _match(doc_id: Any, distance: float, payload: Any) -> VectorMatch:
         return VectorMatch(doc_id.decode("utf-8", "backslashreplace"), distance, b"")
 
 
+def _script_counts(reply: Any) -> tuple[int | None, int | None]:
+    """The partition's and the index's counts heading the cluster search script's reply
+    (``None`` where not counted, or unreadable)."""
+    if not isinstance(reply, list) or len(reply) < 2:
+        return None, None
+    return _count_of(reply[0]), _count_of(reply[1])
+
+
 def _parse_script_reply(
     reply: Any, id_start: int, max_distance: float
 ) -> tuple[list[VectorMatch], int, int, bool]:
-    """Parse the cluster search script's ``[id, distance, payload, ...]``, as
-    :func:`_parse_search` does an ``FT.SEARCH`` reply.
+    """Parse the cluster search script's ``[count, count, id, distance, payload, ...]``,
+    as :func:`_parse_search` does an ``FT.SEARCH`` reply (the counts are left to
+    :func:`_script_counts`).
 
     Raises:
         SerializationError: the reply is not one the script returns (a row of another
             shape, a distance that is not a number or is NaN).
     """
     try:
+        if len(reply) < 2:
+            raise ValueError("the reply lacks its two counts")
         matches: list[VectorMatch] = []
         skipped = 0
-        rows = len(reply) // 3
-        for i in range(0, len(reply) - 2, 3):
+        rows = (len(reply) - 2) // 3
+        for i in range(2, len(reply) - 2, 3):
             payload = reply[i + 2]
             dist = reply[i + 1]
             if payload is None or dist is None:
