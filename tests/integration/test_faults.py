@@ -49,8 +49,10 @@ BUDGET = FailurePolicy().operation_timeout or 0.0  # the default, 0.1 s
 # What a call may take beyond its budget here: these tests assert that every call is
 # bounded (a stall would last a socket, write or setup timeout: 2 s or more), not how
 # precisely the budget holds (benchmarks/faults.py measures that); a loaded CI machine
-# has starved one call of a dead-port scenario for ~0.4 s beyond its budget.
-SLACK = 0.9
+# has starved one call of a dead-port scenario for ~0.4 s beyond its budget, and one
+# write for ~1.0 s at a load average of 6 on 2 cores. 1.5 s still tells any of those
+# stalls (>= 2 s) from a slow but bounded call.
+SLACK = 1.5
 RESET = 0.3  # breaker_reset for these tests: short, so that recovery is quick
 # The scenarios give writes the read budget: the default write budget (2 s) would outlast
 # the timed outages; that writes have their own breaker is checked below all the same.
