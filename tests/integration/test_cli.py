@@ -17,8 +17,9 @@ import pytest
 import redis
 from langchain_core.outputs import Generation
 
+from cli_runner import run
 from llmemo import cli
-from llmemo.cli import Progress, main
+from llmemo.cli import Progress
 from llmemo.langchain import RedisCache, RedisSemanticCache
 
 from fakes import AsyncConceptEmbeddings
@@ -79,16 +80,6 @@ def filled(redis_url: str, unique_prefix: str) -> Iterator[Filled]:
             if index.decode().startswith(unique_prefix):
                 client.execute_command("FT.DROPINDEX", index)
         client.close()
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    """Run the CLI in-process; return ``(exit code, stdout, stderr)``."""
-    out, err = io.StringIO(), io.StringIO()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sys, "stdout", out)
-        patch.setattr(sys, "stderr", err)
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 class FakeTerminal(io.StringIO):

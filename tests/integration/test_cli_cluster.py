@@ -9,7 +9,6 @@ Every test works under its own ``unique_prefix`` and removes what it wrote.
 from __future__ import annotations
 
 import io
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +17,7 @@ import pytest
 import redis
 from langchain_core.outputs import Generation
 
-from llmemo.cli import main
+from cli_runner import run
 from llmemo.langchain import RedisCache, RedisSemanticCache
 
 from fakes import AsyncConceptEmbeddings
@@ -27,16 +26,6 @@ pytestmark = [pytest.mark.cluster, pytest.mark.redis]
 
 EXACT = 30  # exact entries: on all 3 shards, but for a (2/3)^30 chance
 LLMS = [f"llm-{i}" for i in range(6)]  # one semantic partition (slot) each
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    """Run the CLI in-process; return ``(exit code, stdout, stderr)``."""
-    out, err = io.StringIO(), io.StringIO()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sys, "stdout", out)
-        patch.setattr(sys, "stderr", err)
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 @dataclass

@@ -21,22 +21,12 @@ import redis
 from langchain_core.outputs import Generation
 
 import llmemo
-from llmemo.cli import main
+from cli_runner import run
 from llmemo.langchain import RedisCache
 
 from redis_server import RedisServer
 
 TESTS = Path(__file__).resolve().parents[1]
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    """Run the CLI in-process; return ``(exit code, stdout, stderr)``."""
-    out, err = io.StringIO(), io.StringIO()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sys, "stdout", out)
-        patch.setattr(sys, "stderr", err)
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 def one_error_line(err: str) -> str:

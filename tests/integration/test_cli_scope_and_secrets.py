@@ -3,30 +3,19 @@ and never print a password, whatever the form of the URL."""
 
 from __future__ import annotations
 
-import io
-import sys
 from collections.abc import Iterator
 
 import pytest
 import redis
 from langchain_core.outputs import Generation
 
-from llmemo.cli import main
+from cli_runner import run
 from llmemo.demo import redact_url
 from llmemo.langchain import RedisCache, RedisSemanticCache
 
 from fakes import ConceptEmbeddings
 
 H = "0123456789abcdef0123456789abcdef"  # the shape of a partition / prompt id
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sys, "stdout", out)
-        patch.setattr(sys, "stderr", err)
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 def _foreign(root: str) -> list[str]:
