@@ -19,8 +19,11 @@ __all__ = [
     "CURRENCY_CODES",
     "CURRENCY_SYMBOLS",
     "CURRENCY_WORDS",
+    "GENERIC_NOUNS",
     "GREETINGS",
     "GREETING_TAIL",
+    "IMPLICIT_NEGATORS",
+    "IMPLICIT_NEGATORS_BEFORE_TO",
     "LIGHT_WORDS",
     "NEGATIVE_PREFIXES",
     "NEGATORS",
@@ -83,6 +86,22 @@ LIGHT_WORDS = frozenset(
 # Words that negate their clause.
 NEGATORS = frozenset(
     "not no never none nothing nobody nowhere neither nor without cannot unable n't".split()
+)
+
+# Verbs whose meaning is the negation of their complement ("avoid X" = "not do X",
+# "refute that X" = "X is not so", "prevent X" = "make X not happen"): counted as
+# negators, so that no tolerance for reworded details can excuse them. None is on an axis
+# below. Matched by stem.
+IMPLICIT_NEGATORS = frozenset("avoid prevent refute disprove debunk neglect lack refrain".split())
+# Verbs that negate only a following "to <verb>": "failed to pay" = "did not pay", but
+# "I forgot my password" asks how to recover it ("fail" is also on the success axis).
+IMPLICIT_NEGATORS_BEFORE_TO = frozenset("fail forget forgot".split())
+
+# Generic head nouns: "the capital city of France" asks for "the capital of France",
+# "my contents insurance policy" is "my contents insurance". One side may add one next to
+# a word both sides share; one generic noun swapped for another is still a detail.
+GENERIC_NOUNS = frozenset(
+    "city town village country nation place location area region thing item product policy".split()
 )
 
 # Contractions whose first part stays (lowercase form -> (kept word, negated)).

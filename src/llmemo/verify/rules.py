@@ -41,9 +41,9 @@ variants), so the signature contains no prompt text. Hashing is pseudonymisation
 the default empty key, common words can be guessed by hashing a dictionary; pass a
 secret ``hash_key`` to prevent that.
 
-Schema (version 1), every field optional except ``v``::
+Schema (version 2), every field optional except ``v``::
 
-    v: 1                  version of these rules
+    v: 2                  version of these rules
     h: 0 | 1              strings are digests (store_text=False)
     w: [str]              content words (lowercase; digests of their stems when h=1)
     f: str                one flag per word: "." plain, "l" light, "e" entity,
@@ -85,7 +85,7 @@ __all__ = ["DEFAULT_MAX_CHARS", "RULES_VERSION", "RulesVerifier"]
 
 #: Version of the feature schema and rules; entries signed by another version are
 #: re-analysed from nothing and rejected (see :meth:`RulesVerifier.verify`).
-RULES_VERSION = 1
+RULES_VERSION = 2
 
 #: Default ``max_chars`` of :class:`RulesVerifier`: longer prompts are served only by exact
 #: repeats (see the parameter).
@@ -151,6 +151,9 @@ class _Index:
     synonyms: dict[str, int]  # stem -> synonym group
     false_friend_stems: frozenset[str]
     calendar_fuzzy: dict[str, str]
+    implicit_negators: frozenset[str]  # stems
+    implicit_negators_before_to: frozenset[str]  # stems
+    generic: frozenset[str]  # stems
 
 
 # Axes whose same-pole words are near-synonyms, so that they may stand in for each other
@@ -213,6 +216,9 @@ def _index() -> _Index:
         synonym_axes=_SYNONYM_AXES,
         false_friend_stems=frozenset(_stem(w) for w in lex.PREFIX_FALSE_FRIENDS),
         calendar_fuzzy=fuzzy,
+        implicit_negators=frozenset(_stem(w) for w in lex.IMPLICIT_NEGATORS),
+        implicit_negators_before_to=frozenset(_stem(w) for w in lex.IMPLICIT_NEGATORS_BEFORE_TO),
+        generic=frozenset(_stem(w) for w in lex.GENERIC_NOUNS),
     )
 
 
@@ -842,6 +848,13 @@ class _Analyser:
                 out.frame.append("not")
                 role = ""
                 continue
+            if self._implicit_negator(i, low):
+                # "avoid X" = "not X", "failed to pay" = "did not pay": a negation that
+                # no tolerance for reworded details may excuse.
+                out.negators += 1
+                out.frame.append("not")
+                role = ""
+                continue
             if low in lex.ROLE_WORDS:
                 out.frame.append(_frame_word(low))
                 new_role = lex.ROLE_WORDS[low]
@@ -852,7 +865,7 @@ class _Analyser:
                     continue
                 role = new_role
                 continue
-            if low in lex.PARTICLE_AXES and not tok.in_compound:
+            if low in lex.PARTICLE_AXES and (not tok.in_compound or self._after_hyphen(i)):
                 particle = self._particle(i, low)
                 if particle is not None:
                     out.polarity.append(particle)
@@ -918,6 +931,8 @@ class _Analyser:
         group = index.synonyms.get(stem)
         if group is not None:
             tags += (f"syn:{group}",)
+        if flag == "." and stem in index.generic:
+            tags += (_GENERIC_TAG,)
         out.words.append(_Word(low, flag, role, pos, tags))
         if tok.suffix.startswith("neg:"):
             out.affixed.append((word_index, tok.suffix[4:]))
@@ -925,6 +940,19 @@ class _Analyser:
             base = _negative_base(low, index)
             if base is not None:
                 out.affixed.append((word_index, base))
+
+    def _implicit_negator(self, i: int, low: str) -> bool:
+        """A verb that negates its complement ("avoid", "refute"; "fail" before "to")."""
+        if self.toks[i].in_compound or low in lex.STOPWORDS:
+            return False
+        stem = _stem(low)
+        if stem in self.index.implicit_negators:
+            return True
+        return stem in self.index.implicit_negators_before_to and self._word_at(i + 1) == "to"
+
+    def _after_hyphen(self, i: int) -> bool:
+        """The particle of a hyphenated phrasal noun ("check-in", "log-out")."""
+        return i >= 2 and self.toks[i - 1].kind == "hyphen" and self.toks[i - 2].kind == "word"
 
     def _question_word(self, i: int) -> bool:
         """ "long" in "how long", "days" in "how many days": part of the question word."""
@@ -1454,6 +1482,8 @@ def _overlap(a: _Side, b: _Side, al: _Alignment) -> float:
 
 
 _SAME_CONTENT = "same content"
+#: Tag of a generic head noun ("city" in "the capital city"): see _excuse_generic.
+_GENERIC_TAG = "gen:n"
 
 #: Parsed signatures a verifier keeps: up to 256, of at most 48 content words each
 #: (~5 kB for a one-line question, ~40 kB at 48 words: ~10 MB in all at worst). Longer
@@ -1466,6 +1496,33 @@ _MEMO_MAX_WORDS = 48
 #: type or shape, inf/NaN where an int belongs, nesting deeper than the recursion limit):
 #: such a signature is unreadable, and the candidate is refused.
 _UNREADABLE = (TypeError, ValueError, LookupError, ArithmeticError, RecursionError)
+
+
+def _excuse_generic(a: _Side, b: _Side, al: _Alignment) -> None:
+    """Count a generic head noun one side adds next to a shared word as matched.
+
+    "the capital city of France" / "the capital of France": "city" names the kind of
+    thing "capital" already is. Only when the other side has no unmatched generic noun
+    of its own ("largest city" / "largest region" differ).
+    """
+
+    def unmatched_generic(side: _Side, side_map: dict[int, int]) -> list[int]:
+        return [
+            i
+            for i, tags in side.tags.items()
+            if _GENERIC_TAG in tags and i not in side_map and side.flags[i] == "."
+        ]
+
+    found_a = unmatched_generic(a, al.a_to_b)
+    found_b = unmatched_generic(b, al.b_to_a)
+    if found_a and found_b:
+        return
+    for found, side_map in ((found_a, al.a_to_b), (found_b, al.b_to_a)):
+        for i in found:
+            if (i - 1 in side_map and side_map[i - 1] >= 0) or (
+                i + 1 in side_map and side_map[i + 1] >= 0
+            ):
+                side_map[i] = -1
 
 
 def _memo_key(signature: Mapping[str, Any]) -> bytes | None:
@@ -1706,6 +1763,7 @@ class RulesVerifier:
                 return decision
 
         content_a, content_b = a.content, b.content
+        _excuse_generic(a, b, al)
         # Overlap over every stored word, light ones too: it measures how much of the
         # wording the two prompts share (a minimal contrast keeps the frame).
         overlap = _overlap(a, b, al)
@@ -1716,6 +1774,9 @@ class RulesVerifier:
         if overlap >= self.min_overlap:
             unexplained = (len(unmatched_a) + len(unmatched_b)) / (len(content_a) + len(content_b))
             short = min(len(content_a), len(content_b)) <= self.short_prompt_words
+            # The two tolerances below (a close embedding, a long prompt) excuse word
+            # choice only: negations (implicit ones too: "avoid", "fail to"), antonym
+            # flips and quantities were checked above at every distance and length.
             checked = "details" in self.checks and distance >= self.details_min_distance
             if checked and (short or unexplained >= self.long_tolerance):
                 left = ", ".join(a.raw[i] for i in unmatched_a) if show else "?"
