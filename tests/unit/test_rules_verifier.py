@@ -675,3 +675,14 @@ def test_a_generic_head_noun_is_not_a_detail(cached: str, new: str, distance: fl
 def test_generic_nouns_that_differ_are_still_details(cached: str, new: str) -> None:
     accepted, reason = decide(cached, new, distance=0.1)
     assert not accepted, f"served {new!r} for {cached!r} ({reason})"
+
+
+def test_a_negative_pole_word_stands_for_a_spelled_out_negation() -> None:
+    assert_accepted("How do I decline a meeting invite?", "How do I say no to a meeting invite?")
+    assert_accepted(
+        "How do I reset my password if I no longer have access to my email?",
+        "How do I reset my password if I lost access to my email?",
+    )
+    # Only where the other side has no word on that axis: a flip is still a flip.
+    assert_rejected("Why was my card declined?", "Why wasn't my card declined?", "differs")
+    assert_rejected("Is the gym closed on Sunday?", "Isn't the gym closed on Sunday?", "differs")

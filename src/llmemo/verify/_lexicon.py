@@ -179,7 +179,16 @@ AXES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "include": (("include", "contain", "incl"), ("exclude", "except", "excluding", "omit")),
     "permit": (
         ("allow", "permit", "legal", "lawful", "authorised", "authorized", "eligible", "entitled"),
-        ("ban", "forbid", "prohibit", "illegal", "unlawful", "restrict", "unauthorised"),
+        (
+            "ban",
+            "forbid",
+            "forbidden",
+            "prohibit",
+            "illegal",
+            "unlawful",
+            "restrict",
+            "unauthorised",
+        ),
     ),
     "accept": (
         ("accept", "approve", "agree", "grant", "confirm"),

@@ -1811,6 +1811,8 @@ class RulesVerifier:
                     else:
                         al.link(j, i)
         negation = a.negators - b.negators
+        if negation and not flips:
+            negation = self._negative_poles_for_negators(a, b, al, negation)
         if (not flips and negation == 0) or (len(flips) == 1 and abs(negation) == 1):
             self._link_axis_words(a, b, al, flips)
             return None
@@ -1818,6 +1820,29 @@ class RulesVerifier:
             return _Decision(False, f"negation differs ({a.negators} vs {b.negators})")
         what = ", ".join(flips) if show else f"{len(flips)} axes"
         return _Decision(False, f"polarity differs: {what}")
+
+    @staticmethod
+    def _negative_poles_for_negators(a: _Side, b: _Side, al: _Alignment, negation: int) -> int:
+        """Let a negative-pole word stand for a negation the other side spells out.
+
+        "How do I decline an invite?" / "How do I say no to an invite?", "if I miss a
+        dose" / "if I forgot to take a dose": the word's axis is absent from the side with
+        the negator, so no flip was counted. Each such word, on the side with fewer
+        negators, cancels one negator and counts as matched. Returns what is left of
+        ``a.negators - b.negators``.
+        """
+        side, other, side_map = (b, a, al.b_to_a) if negation > 0 else (a, b, al.a_to_b)
+        left = abs(negation)
+        for i in range(len(side.keys)):
+            if not left:
+                break
+            if i in side_map:
+                continue
+            poles = [t.split(":") for t in side.tags.get(i, ()) if t.startswith("ax:")]
+            if poles and all(p == "-1" and axis not in other.polarity for _, axis, p in poles):
+                side_map[i] = -1
+                left -= 1
+        return left if negation > 0 else -left
 
     @staticmethod
     def _link_axis_words(a: _Side, b: _Side, al: _Alignment, flips: list[str]) -> None:
