@@ -644,6 +644,11 @@ def _make_verifier(args: argparse.Namespace) -> HitVerifier | None:
             value = args.reworded_max_distance
             options["reworded_max_distance"] = None if value < 0 else value
         return RulesVerifier(**options)
+    if spec == "learned":
+        from llmemo.verify.learned import LearnedVerifier
+        from llmemo.verify.rules import RulesVerifier
+
+        return LearnedVerifier(rules=RulesVerifier(store_text=not args.no_store_text))
     verifier = _import_object(spec)
     if not isinstance(verifier, HitVerifier):
         raise ConfigurationError(f"{spec!r} is not a HitVerifier")
@@ -669,7 +674,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--verifier",
         default="rules",
         metavar="SPEC",
-        help="'rules' (the default RulesVerifier), 'none' (threshold only) or "
+        help="'rules' (the default RulesVerifier), 'learned' (LearnedVerifier: the rules' "
+        "hard checks, a trained model for the wording), 'none' (threshold only) or "
         "module:attribute of a HitVerifier, class or factory (default %(default)s)",
     )
     parser.add_argument(

@@ -81,7 +81,7 @@ from llmemo.errors import ConfigurationError, MissingDependencyError
 from llmemo.verify import _lexicon as lex
 from llmemo.verify.base import Candidate, Verdict
 
-__all__ = ["DEFAULT_MAX_CHARS", "RULES_VERSION", "RulesVerifier"]
+__all__ = ["DEFAULT_MAX_CHARS", "RULES_VERSION", "WORDING_STATS", "RulesVerifier"]
 
 #: Version of the feature schema and rules; entries signed by another version are
 #: re-analysed from nothing and rejected (see :meth:`RulesVerifier.verify`).
@@ -90,6 +90,21 @@ RULES_VERSION = 2
 #: Default ``max_chars`` of :class:`RulesVerifier`: longer prompts are served only by exact
 #: repeats (see the parameter).
 DEFAULT_MAX_CHARS = 2_000
+
+#: What :meth:`RulesVerifier.assess` measures when the wording decides, in order: the
+#: overlap of wording (Dice, 0..1), unmatched content words in the cached and the new
+#: prompt, content words in each, all words (content and function) in each, and whether
+#: the pair counts as a minimal contrast (1.0) or as reworded (0.0).
+WORDING_STATS = (
+    "overlap",
+    "unmatched_cached",
+    "unmatched_new",
+    "content_cached",
+    "content_new",
+    "words_cached",
+    "words_new",
+    "minimal_contrast",
+)
 
 #: The checks a :class:`RulesVerifier` can run.
 CHECKS = frozenset({"quantities", "polarity", "entities", "roles", "details"})
@@ -1540,6 +1555,8 @@ def _memo_key(signature: Mapping[str, Any]) -> bytes | None:
 class _Decision:
     accepted: bool
     reason: str
+    # Only for decisions on wording (no hard difference found): see WORDING_STATS.
+    stats: tuple[float, ...] | None = None
 
 
 # ---------------------------------------------------------------------------------------
@@ -1676,15 +1693,28 @@ class RulesVerifier:
         self, text: str, signature: Mapping[str, Any] | None, candidate: Candidate
     ) -> Verdict:
         """The synchronous body of :meth:`verify` (used by evaluation loops)."""
+        return self.assess(text, signature, candidate)[0]
+
+    def assess(
+        self, text: str, signature: Mapping[str, Any] | None, candidate: Candidate
+    ) -> tuple[Verdict, tuple[float, ...] | None]:
+        """:meth:`decide`, with measurements of the wording when that decided.
+
+        Returns:
+            The verdict, and ``None`` when a hard check (quantities, polarity, entities,
+            roles, an unusable signature) or an identical content decided; otherwise
+            the numbers named by :data:`WORDING_STATS`, which a learned verifier may use
+            to decide instead of the word-count rules.
+        """
         stored = candidate.signature
         if stored is None or stored.get("v") != RULES_VERSION:
-            return Verdict(False, self.name, "entry has no rules signature of this version")
+            return Verdict(False, self.name, "entry has no rules signature of this version"), None
         if "L" in stored or (self.max_chars is not None and len(text) > self.max_chars):
             return Verdict(
                 False, self.name, f"prompt too long to verify (max_chars={self.max_chars})"
-            )
+            ), None
         if stored.get("h") and stored.get("k") != self._keys.fingerprint:
-            return Verdict(False, self.name, "entry was signed with another hash key")
+            return Verdict(False, self.name, "entry was signed with another hash key"), None
         new = signature
         if (
             new is None
@@ -1699,7 +1729,8 @@ class RulesVerifier:
             old_key, old_side = self._parsed(stored)
             new_key, new_side = self._parsed(new)
         except _UNREADABLE as exc:
-            return Verdict(False, self.name, f"unreadable signature ({type(exc).__name__})")
+            reason = f"unreadable signature ({type(exc).__name__})"
+            return Verdict(False, self.name, reason), None
         if old_key is not None and old_key == new_key:
             # Identical features (a repeat up to case, punctuation or spacing): the checks
             # would find what they find when a side meets itself, at any distance.
@@ -1707,9 +1738,9 @@ class RulesVerifier:
                 itself = self._compare(old_side, old_side, 0.0)
                 old_side.same_as_itself = itself.accepted and itself.reason == _SAME_CONTENT
             if old_side.same_as_itself:
-                return Verdict(True, self.name, _SAME_CONTENT)
+                return Verdict(True, self.name, _SAME_CONTENT), None
         decision = self._compare(old_side, new_side, candidate.distance)
-        return Verdict(decision.accepted, self.name, decision.reason)
+        return Verdict(decision.accepted, self.name, decision.reason), decision.stats
 
     def _parsed(self, signature: Mapping[str, Any]) -> tuple[bytes | None, _Side]:
         """``signature`` parsed, with its memo key (``None``: not memoisable).
@@ -1771,6 +1802,32 @@ class RulesVerifier:
         unmatched_b = [j for j in content_b if j not in al.b_to_a]
         if not unmatched_a and not unmatched_b:
             return _Decision(True, _SAME_CONTENT)
+        stats = (
+            overlap,
+            float(len(unmatched_a)),
+            float(len(unmatched_b)),
+            float(len(content_a)),
+            float(len(content_b)),
+            float(len(a.keys) + len(a.frame)),
+            float(len(b.keys) + len(b.frame)),
+            float(overlap >= self.min_overlap),
+        )
+        decision = self._wording(a, b, overlap, unmatched_a, unmatched_b, distance, show)
+        decision.stats = stats
+        return decision
+
+    def _wording(
+        self,
+        a: _Side,
+        b: _Side,
+        overlap: float,
+        unmatched_a: list[int],
+        unmatched_b: list[int],
+        distance: float,
+        show: bool,
+    ) -> _Decision:
+        """Decide a pair with no hard difference by how much of the wording aligns."""
+        content_a, content_b = a.content, b.content
         if overlap >= self.min_overlap:
             unexplained = (len(unmatched_a) + len(unmatched_b)) / (len(content_a) + len(content_b))
             short = min(len(content_a), len(content_b)) <= self.short_prompt_words
