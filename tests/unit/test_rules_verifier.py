@@ -659,6 +659,7 @@ GENERIC_KIND_DIFFERENT = [
     ("What is the largest city in Spain?", "What is the largest region in Spain?"),
     ("Tell me the capital city of France", "Tell me the capital city of Spain"),
     ("How many people live in the city?", "How many people live in the country?"),
+    ("What is the capital of France?", "What is the capital region of France?"),
 ]
 
 

@@ -397,7 +397,9 @@ class SemanticCache:
             located = self._located.get((prompt, llm_string))
             if located is not None:
                 return located
-        parts = split_prompt(prompt, self.context)
+        parts = (
+            split_prompt(prompt) if self.context == "exact" else split_prompt(prompt, self.context)
+        )
         partition = keys.partition_id(self.config.namespace, llm_string, parts.context)
         located = (parts, partition, keys.prompt_id(prompt))
         if memo:

@@ -100,9 +100,9 @@ IMPLICIT_NEGATORS_BEFORE_TO = frozenset("fail forget forgot".split())
 # Generic head nouns: "the capital city of France" asks for "the capital of France",
 # "my contents insurance policy" is "my contents insurance". One side may add one next to
 # a word both sides share; one generic noun swapped for another is still a detail.
-GENERIC_NOUNS = frozenset(
-    "city town village country nation place location area region thing item product policy".split()
-)
+# Only nouns that name a kind so broad that the shared word already implies it: "region",
+# "area" or "place" are left out ("the capital region of France" is not its capital).
+GENERIC_NOUNS = frozenset("city town village country nation thing item policy".split())
 
 # Contractions whose first part stays (lowercase form -> (kept word, negated)).
 CONTRACTIONS: dict[str, tuple[str, bool]] = {
