@@ -1518,7 +1518,7 @@ def _excuse_generic(a: _Side, b: _Side, al: _Alignment) -> None:
 
     "the capital city of France" / "the capital of France": "city" names the kind of
     thing "capital" already is. Only when the other side has no unmatched generic noun
-    of its own ("largest city" / "largest region" differ).
+    of its own ("live in the city" / "live in the country" differ).
     """
 
     def unmatched_generic(side: _Side, side_map: dict[int, int]) -> list[int]:
