@@ -37,7 +37,7 @@ import json
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -153,7 +153,7 @@ def _prompt_of_messages(messages: Any, where: str) -> str:
     return prompt
 
 
-def _pair_from_row(row: Mapping[str, Any], line: int, where: str) -> Pair:
+def _pair_from_row(row: Mapping[str, Any], line: int, where: str, context: str = "exact") -> Pair:
     same = row.get("same")
     if not isinstance(same, bool):
         raise ConfigurationError(f"{where}: 'same' must be true or false")
@@ -163,8 +163,8 @@ def _pair_from_row(row: Mapping[str, Any], line: int, where: str) -> Pair:
     if "a_messages" in row or "b_messages" in row:
         if "a_messages" not in row or "b_messages" not in row:
             raise ConfigurationError(f"{where}: give both 'a_messages' and 'b_messages'")
-        parts_a = split_prompt(_prompt_of_messages(row["a_messages"], where))
-        parts_b = split_prompt(_prompt_of_messages(row["b_messages"], where))
+        parts_a = split_prompt(_prompt_of_messages(row["a_messages"], where), context)
+        parts_b = split_prompt(_prompt_of_messages(row["b_messages"], where), context)
         # The cache embeds the whole prompt when its text is empty; such entries only
         # ever serve exact repeats.
         servable = parts_a.context == parts_b.context and bool(parts_a.text and parts_b.text)
@@ -177,8 +177,11 @@ def _pair_from_row(row: Mapping[str, Any], line: int, where: str) -> Pair:
     return Pair(parts_a.text, parts_b.text, same, category, servable, line)
 
 
-def load_pairs(path: str | Path) -> list[Pair]:
+def load_pairs(path: str | Path, context: str = "exact") -> list[Pair]:
     """Read a pair file (JSON Lines; blank lines are skipped).
+
+    ``context`` is the policy chat rows are split with (see
+    :func:`llmemo.text.split_prompt`).
 
     Raises:
         ConfigurationError: a line is not a JSON object of the documented form (the
@@ -197,7 +200,7 @@ def load_pairs(path: str | Path) -> list[Pair]:
                 raise ConfigurationError(f"{where}: not JSON ({exc})") from exc
             if not isinstance(row, dict):
                 raise ConfigurationError(f"{where}: not a JSON object")
-            pairs.append(_pair_from_row(row, number, where))
+            pairs.append(_pair_from_row(row, number, where, context))
     if not pairs:
         raise ConfigurationError(f"{path}: no pairs")
     return pairs
@@ -406,6 +409,11 @@ async def _verify_all(
     return list(verdicts)
 
 
+def _has_chats(path: str | Path) -> bool:
+    with open(path, encoding="utf-8") as handle:
+        return any('"a_messages"' in line for line in handle)
+
+
 def evaluate_file(
     path: str | Path,
     embeddings: Any,
@@ -416,6 +424,7 @@ def evaluate_file(
     baseline: bool = True,
     batch_size: int = 64,
     stream: TextIO | None = None,
+    contexts: Sequence[str] = ("exact",),
 ) -> FileResult:
     """Evaluate one pair file.
 
@@ -428,31 +437,60 @@ def evaluate_file(
         baseline: Also evaluate the threshold alone (when a verifier is given).
         batch_size: Texts per embedding call.
         stream: Where progress lines go (stderr by default).
+        contexts: The context policies to evaluate chat rows with (``"exact"``,
+            ``"tolerant"``; see :func:`llmemo.text.split_prompt`), each reported as its
+            own configuration. Files without chat rows are evaluated once. For files
+            with chat rows the baseline also shows what a plain cache would do: the
+            threshold alone on the final messages, with no partitioning by context.
 
     Raises:
-        ConfigurationError: a malformed file or bad embeddings output.
+        ConfigurationError: a malformed file, bad embeddings output or an unknown
+            context policy.
     """
     import numpy as np
 
+    from llmemo.text import CONTEXT_POLICIES
+
+    unknown = [c for c in contexts if c not in CONTEXT_POLICIES]
+    if unknown or not contexts:
+        raise ConfigurationError(f"context policies must be among {CONTEXT_POLICIES}: {unknown}")
     stream = stream if stream is not None else sys.stderr
-    pairs = load_pairs(path)
-    vectors = _embed_all(embeddings, [t for p in pairs for t in (p.a, p.b)], batch_size, stream)
-    distances = [
-        max(0.0, 1.0 - float(np.dot(vectors[p.a], vectors[p.b]))) if p.servable else 2.0
-        for p in pairs
-    ]
+    chats = _has_chats(path)
+    policies = list(dict.fromkeys(contexts)) if chats else ["exact"]
+    by_policy = {c: load_pairs(path, context=c) for c in policies}
+    texts = [t for pairs in by_policy.values() for p in pairs for t in (p.a, p.b)]
+    vectors = _embed_all(embeddings, texts, batch_size, stream)
+
+    def distance(p: Pair) -> float:
+        return max(0.0, 1.0 - float(np.dot(vectors[p.a], vectors[p.b]))) if p.servable else 2.0
+
+    first = by_policy[policies[0]]
     configs: list[ConfigResult] = []
-    if verifier is None or baseline:
-        plain = [PairOutcome(p, d, p.servable, "") for p, d in zip(pairs, distances, strict=True)]
-        configs.append(ConfigResult("threshold only", threshold, plain))
-    if verifier is not None:
-        verdicts = asyncio.run(_verify_all(verifier, pairs, distances, stream))
-        outcomes = [
-            PairOutcome(p, d, v.accepted, v.reason)
-            for p, d, v in zip(pairs, distances, verdicts, strict=True)
-        ]
-        configs.append(ConfigResult(f"threshold + {verifier.name}", threshold, outcomes))
-    return FileResult(str(path), pairs, configs, target)
+    if chats and (verifier is None or baseline):
+        # What a plain semantic cache serves: the final messages under the threshold,
+        # whatever came before them.
+        final = load_pairs(path) if policies[0] != "exact" else first
+        loose = [replace(p, servable=True) for p in final]
+        outcomes = [PairOutcome(p, distance(p), True, "") for p in loose]
+        configs.append(ConfigResult("threshold only, no context", threshold, outcomes))
+    for policy in policies:
+        pairs = by_policy[policy]
+        distances = [distance(p) for p in pairs]
+        suffix = f" [{policy}]" if len(policies) > 1 else ""
+        if verifier is None or baseline:
+            plain = [
+                PairOutcome(p, d, p.servable, "") for p, d in zip(pairs, distances, strict=True)
+            ]
+            configs.append(ConfigResult(f"threshold only{suffix}", threshold, plain))
+        if verifier is not None:
+            verdicts = asyncio.run(_verify_all(verifier, pairs, distances, stream))
+            outcomes = [
+                PairOutcome(p, d, v.accepted, v.reason)
+                for p, d, v in zip(pairs, distances, verdicts, strict=True)
+            ]
+            label = f"threshold + {verifier.name}{suffix}"
+            configs.append(ConfigResult(label, threshold, outcomes))
+    return FileResult(str(path), first, configs, target)
 
 
 # ---------------------------------------------------------------------------------------
@@ -487,9 +525,18 @@ def format_report(result: FileResult) -> str:
     lines: list[str] = []
     n_same = sum(1 for p in result.pairs if p.same)
     n_diff = len(result.pairs) - n_same
+    # Pairs whose contexts differ, per context policy (the label's "[policy]").
+    differ: dict[str, int] = {}
+    for config in result.configs:
+        policy = config.label.rpartition("[")[2].rstrip("]") if "[" in config.label else ""
+        differ.setdefault(policy, sum(not o.pair.servable for o in config.outcomes))
+    if len(differ) > 1 or "" not in differ:
+        counts = ", ".join(f"{n} under {policy}" for policy, n in differ.items() if policy)
+        never = f"never served, contexts differ: {counts}"
+    else:
+        never = f"{result.not_servable} never served: contexts differ"
     lines.append(
-        f"{result.path}: {len(result.pairs)} pairs ({n_same} same, {n_diff} different; "
-        f"{result.not_servable} never served: contexts differ)"
+        f"{result.path}: {len(result.pairs)} pairs ({n_same} same, {n_diff} different; {never})"
     )
     levels = "  ".join(f"{'@' + _level(x):>5}" for x in FALSE_HIT_LEVELS)
     width = max(len(c.label) for c in result.configs)
@@ -664,6 +711,11 @@ def _make_verifier(args: argparse.Namespace) -> HitVerifier | None:
             value = args.reworded_max_distance
             options["reworded_max_distance"] = None if value < 0 else value
         return RulesVerifier(**options)
+    if spec == "learned":
+        from llmemo.verify.learned import LearnedVerifier
+        from llmemo.verify.rules import RulesVerifier
+
+        return LearnedVerifier(rules=RulesVerifier(store_text=not args.no_store_text))
     verifier = _import_object(spec)
     if not isinstance(verifier, HitVerifier):
         raise ConfigurationError(f"{spec!r} is not a HitVerifier")
@@ -689,7 +741,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--verifier",
         default="rules",
         metavar="SPEC",
-        help="'rules' (the default RulesVerifier), 'none' (threshold only) or "
+        help="'rules' (the default RulesVerifier), 'learned' (LearnedVerifier: the rules' "
+        "hard checks, a trained model for the wording), 'none' (threshold only) or "
         "module:attribute of a HitVerifier, class or factory (default %(default)s)",
     )
     parser.add_argument(
@@ -718,6 +771,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--no-store-text",
         action="store_true",
         help="rules verifier: signatures of digests instead of words",
+    )
+    parser.add_argument(
+        "--context",
+        choices=("exact", "tolerant", "both"),
+        default="both",
+        help="context policy for chat rows (a_messages/b_messages): 'exact' (everything "
+        "but the final user message must match), 'tolerant' (system prompt and tools must "
+        "match, the conversation is compared by meaning) or 'both' (default %(default)s)",
     )
     parser.add_argument(
         "--no-baseline", action="store_true", help="do not report the threshold alone"
@@ -800,6 +861,7 @@ def run_eval(
                 baseline=not args.no_baseline,
                 batch_size=args.batch_size,
                 stream=err,
+                contexts=("exact", "tolerant") if args.context == "both" else (args.context,),
             )
         except OSError as exc:
             # Bad input, as a malformed file is: the same exit code for both.

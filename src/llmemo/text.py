@@ -13,12 +13,16 @@ objects).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from llmemo._json import fast_loads
 
-__all__ = ["PromptParts", "split_prompt"]
+__all__ = ["CONTEXT_POLICIES", "PromptParts", "split_prompt", "standalone"]
+
+#: How much of a chat prompt must match exactly (see :func:`split_prompt`).
+CONTEXT_POLICIES = ("exact", "tolerant")
 
 # Class names (last element of the serialized "id") that are a user's turn.
 _USER_MESSAGE_CLASSES = frozenset({"HumanMessage", "HumanMessageChunk"})
@@ -99,18 +103,35 @@ def _loads(text: str) -> Any:
     return json.loads(text)
 
 
-def split_prompt(prompt: str) -> PromptParts:
+def split_prompt(prompt: str, context: str = "exact") -> PromptParts:
     """Split a prompt into the text to embed and the context to match exactly.
 
     Args:
         prompt: A plain prompt, or LangChain's ``dumps()`` of a message list.
+        context: The policy for chat prompts. ``"exact"``: everything but the final
+            user turn's text must match exactly. ``"tolerant"``: when the final message
+            reads as a question of its own (:func:`standalone`: it names what it is
+            about and points back at nothing), the earlier user and assistant turns
+            whose content is plain text are left out of the context, so that the same
+            question asked after an unrelated conversation is served; system prompts,
+            tool calls and results, images, names and extra fields must still match
+            exactly. A final message that depends on the conversation ("how do I
+            unblock it?", "go ahead") keeps the whole conversation in its context, as
+            with ``"exact"``: comparing conversations by meaning was measured to serve
+            wrong answers (an offer's order swapped, a card vs a SIM) on the tuning
+            set, so it is not done.
 
     Returns:
-        For a serialized message list with a user turn: the text of the final user turn
-        and the canonical JSON of everything else. For anything else (plain text, JSON
+        For a serialized message list with a user turn: the text to embed and the
+        canonical JSON of what must match exactly. For anything else (plain text, JSON
         that is not a message list, a chat with no user turn): the whole prompt as text,
         no context.
+
+    Raises:
+        ValueError: ``context`` is not one of :data:`CONTEXT_POLICIES`.
     """
+    if context not in CONTEXT_POLICIES:
+        raise ValueError(f"context must be one of {CONTEXT_POLICIES}; got {context!r}")
     if not prompt.startswith("[{"):
         return PromptParts(prompt, "")
     try:
@@ -127,6 +148,97 @@ def split_prompt(prompt: str) -> PromptParts:
     final_turn = messages[index]
     text, rest = _take_text(final_turn["kwargs"].get("content"))
     redacted_turn = {**final_turn, "kwargs": {**final_turn["kwargs"], "content": rest}}
-    redacted = [*messages[:index], redacted_turn, *messages[index + 1 :]]
-    context = json.dumps(redacted, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return PromptParts(text, context)
+    earlier = messages[:index]
+    marker: list[Any] = []
+    if context == "tolerant" and text and standalone(text):
+        # The conversation so far does not decide what a standalone question asks:
+        # only what is not plain user/assistant text must match.
+        earlier = [m for m in earlier if _plain_turn(m) is None]
+        marker = [_STANDALONE]
+    redacted = [*marker, *earlier, redacted_turn, *messages[index + 1 :]]
+    exact = json.dumps(redacted, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return PromptParts(text, exact)
+
+
+# Heads a tolerant context whose conversation was left out: such an entry never meets
+# one whose context holds its conversation.
+_STANDALONE = "\x00llmemo:standalone\x00"
+# Fields a plain text turn may carry (empty or, for metadata, not about the meaning).
+_PLAIN_KWARGS = frozenset(
+    {"content", "type", "additional_kwargs", "response_metadata", "id"}
+    | {"tool_calls", "invalid_tool_calls", "usage_metadata"}
+)
+_PLAIN_CLASSES = _USER_MESSAGE_CLASSES | frozenset({"AIMessage", "AIMessageChunk"})
+
+
+def _plain_turn(message: dict[str, Any]) -> str | None:
+    """The text of a user or assistant turn that is nothing but text, else ``None``."""
+    kwargs = message["kwargs"]
+    class_name = message["id"][-1]
+    plain = class_name in _PLAIN_CLASSES or (
+        class_name in _CHAT_MESSAGE_CLASSES and kwargs.get("role") in {"user", "assistant"}
+    )
+    extra = set(kwargs) - _PLAIN_KWARGS - {"role"}
+    calls = kwargs.get("tool_calls") or kwargs.get("invalid_tool_calls")
+    if not plain or extra or kwargs.get("additional_kwargs") or calls:
+        return None
+    text, rest = _take_text(kwargs.get("content"))
+    if not isinstance(rest, (str, list)) or any(r != _EMBEDDED for r in _as_list(rest)):
+        return None  # images or files: part of the context
+    return text
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+# Words that point back into the conversation ("how do I unblock *it*?", "and *those*?").
+_ANAPHORA = frozenset(
+    """
+    it its itself this that these those them they their theirs he him his she her
+    one ones same such above previous former latter again instead else another other
+    """.split()
+)
+_RIGHT_QUOTE = "\u2019"  # typographic apostrophe
+_WORD = re.compile(r"[^\W\d_][\w'\u2019-]*")
+
+
+def standalone(text: str) -> bool:
+    """Whether a final message reads as a question of its own, without the conversation.
+
+    True when it names what it is about (a capitalised name or an acronym that does not
+    merely open a sentence: "Is PulseFit open on Christmas Day?"), has at least two
+    words that are neither function words nor frame words ("how", "need", "get"),
+    does not open as a follow-up ("and ...", "so ...", "ok ...") and has no word
+    pointing back ("it", "that", "those", "same", ...). "How long does it take?",
+    "Can I bring my dog?" (where?), "so what do I owe in total?" and "Go ahead" are
+    not. A heuristic that errs towards "not standalone", whose only cost is a miss.
+    """
+    from llmemo.verify import _lexicon as lex  # word lists only
+
+    content = 0
+    named = False
+    sentence_start = True
+    first = True
+    for match in _WORD.finditer(text):
+        word = match.group()
+        low = word.lower().replace(_RIGHT_QUOTE, "'")
+        if first and low in _FOLLOW_UP:
+            return False
+        first = False
+        if low in _ANAPHORA or low.partition("'")[0] in _ANAPHORA:
+            return False
+        if low not in lex.STOPWORDS and low not in lex.LIGHT_WORDS and len(low) > 2:
+            content += 1
+        capitalised = word[:1].isupper() and not sentence_start and low != "i"
+        mixed = any(c.isupper() for c in word[1:]) and any(c.islower() for c in word)
+        acronym = len(word) > 1 and word.isupper()
+        if (capitalised or mixed or acronym) and low not in lex.STOPWORDS:
+            named = True
+        end = text[match.end() : match.end() + 2].lstrip(" ")
+        sentence_start = end[:1] in {".", "?", "!", ":"}
+    return named and content >= 2
+
+
+# Openings of a follow-up message ("and data?", "so can you book me in?", "ok go ahead").
+_FOLLOW_UP = frozenset("and so ok okay cool great yes yeah yep no nope but also then right".split())

@@ -137,7 +137,7 @@ def test_load_pairs_builds_chat_prompts_like_langchain(pairs_file: Path) -> None
 
 
 def test_report_numbers(pairs_file: Path) -> None:
-    code, out, _ = run([str(pairs_file), "--no-plot", "--batch-size", "4"])
+    code, out, _ = run([str(pairs_file), "--no-plot", "--batch-size", "4", "--context", "exact"])
     assert code == 0
     lines = [line.rstrip() for line in out.splitlines()]
     # 5 same pairs (4 paraphrases + the chat with another system prompt), 5 different.
@@ -149,28 +149,33 @@ def test_report_numbers(pairs_file: Path) -> None:
     # With the rules: every different pair is refused and the four paraphrases are
     # accepted, so recall reaches 80 % (4 of 5) at threshold 0.450 with no false hit;
     # at 0.35 it is 60 % (0.05, 0.20, 0.30).
+    # "Threshold only, no context" is a plain cache: final messages only, whatever the
+    # system prompt, so it also serves the chat pair whose system prompts differ (at
+    # distance 0: recall 20 % at threshold 0).
     expected = [
-        "  configuration      recall at false hits  @0.5%    @1%    @2%    @5%"
+        "  configuration               recall at false hits  @0.5%    @1%    @2%    @5%"
         "  | at 0.350: recall  false hits",
-        "  threshold only                             0.0    0.0    0.0    0.0  |"
+        "  threshold only, no context                         20.0   20.0   20.0   20.0  |"
+        "            80.0%      100.0%",
+        "  threshold only                                      0.0    0.0    0.0    0.0  |"
         "            60.0%      100.0%",
-        "  threshold + rules                         80.0   80.0   80.0   80.0  |"
+        "  threshold + rules                                  80.0   80.0   80.0   80.0  |"
         "            60.0%        0.0%",
         "  thresholds reaching those false-hit rates:",
-        "  threshold only                           0.000  0.000  0.000  0.000",
-        "  threshold + rules                        0.450  0.450  0.450  0.450",
+        "  threshold only, no context                        0.000  0.000  0.000  0.000",
+        "  threshold only                                    0.000  0.000  0.000  0.000",
+        "  threshold + rules                                 0.450  0.450  0.450  0.450",
         "  largest threshold with false hits <= 1%:",
-        "  threshold only     0.000 (recall 0.0%)",
-        "  threshold + rules  0.450 or more (recall 80.0%)",
+        "  threshold only, no context  0.000 (recall 20.0%)",
+        "  threshold only              0.000 (recall 0.0%)",
+        "  threshold + rules           0.450 or more (recall 80.0%)",
         "  by category, served at 0.350 (recall for same pairs, false hits for different pairs):",
-        "    category                pairs  threshold only  threshold + rules",
-        "    chat (same)                 1            0.0%               0.0%",
-        "    chat (different)            1          100.0%               0.0%",
-        "    direction (different)       1          100.0%               0.0%",
-        "    negation (different)        1          100.0%               0.0%",
-        "    number (different)          1          100.0%               0.0%",
-        "    paraphrase (same)           4           75.0%              75.0%",
-        "    scope (different)           1          100.0%               0.0%",
+        "    category                pairs  threshold only, no context  threshold only"
+        "  threshold + rules",
+        "    chat (same)                 1                      100.0%            0.0%"
+        "               0.0%",
+        "    chat (different)            1                      100.0%          100.0%"
+        "               0.0%",
     ]
     start = lines.index(expected[0])
     assert lines[start : start + len(expected)] == expected
@@ -187,17 +192,19 @@ def test_threshold_and_target_options(pairs_file: Path) -> None:
             "0.2",
             "--target-false-hits",
             "0.5",
+            "--context",
+            "exact",
         ]
     )
     assert code == 0
     assert "threshold + rules" not in out
     # At 0.20: same pairs at 0.05 and 0.20 (2 of 5 = 40 %); different at 0.01-0.04 (80 %).
     assert (
-        "  threshold only                          0.0    0.0    0.0    0.0  |"
+        "  threshold only                                      0.0    0.0    0.0    0.0  |"
         "            40.0%       80.0%" in out
     )
     # False hits <= 50 %: at most two of five different pairs, i.e. up to 0.02 (recall 0).
-    assert "  threshold only  0.020 (recall 0.0%)" in out
+    assert "  threshold only              0.020 (recall 0.0%)" in out
 
 
 def test_embeddings_are_batched_once_per_distinct_text(pairs_file: Path) -> None:
@@ -256,3 +263,21 @@ def test_missing_file_is_a_usage_error_as_a_malformed_one_is(tmp_path: Path) -> 
 def test_bad_option_is_a_usage_error(pairs_file: Path) -> None:
     code, _, _ = run([str(pairs_file), "--target-false-hits", "2"])
     assert code == 2
+
+
+def test_each_context_policy_is_reported(pairs_file: Path) -> None:
+    code, out, _ = run([str(pairs_file), "--no-plot"])  # --context both is the default
+    assert code == 0
+    assert "never served, contexts differ: 1 under exact, 1 under tolerant)" in out
+    for label in (
+        "threshold only, no context",
+        "threshold only [exact]",
+        "threshold + rules [exact]",
+        "threshold only [tolerant]",
+        "threshold + rules [tolerant]",
+    ):
+        assert f"\n  {label}  " in out, label
+    code, out, _ = run([str(pairs_file), "--no-plot", "--context", "tolerant"])
+    assert code == 0
+    assert "[tolerant]" not in out
+    assert "threshold + rules   " in out

@@ -39,6 +39,12 @@ CASES = [
         ["How can I move from MySQL to Postgres?"],
         ["How do I migrate from Postgres to MySQL?"],
     ),
+    # Issue 17 item 7 (the notebook's example): "city" after "capital" is no detail.
+    (
+        "What is the capital of France?",
+        ["Tell me the capital city of France", "Can you tell me the capital city of France?"],
+        ["What is the former capital of France?", "What was the capital of France in 1900?"],
+    ),
 ]
 
 

@@ -608,3 +608,82 @@ def test_a_hostile_stored_signature_is_an_unreadable_one(hostile: dict[str, obje
         verdict = RulesVerifier().decide("price", None, Candidate("e", 0.1, stored))
         assert not verdict.accepted
         assert "unreadable signature" in verdict.reason
+
+
+# Issue 18: the escape hatches (no details check below ``details_min_distance``, the
+# long-prompt tolerance) excuse word choice, never a change of polarity. Each case is
+# refused at a distance below the details threshold as well as above it.
+HIDDEN_NEGATIONS = [
+    ("Should I take ibuprofen for a headache?", "Should I avoid ibuprofen for a headache?"),
+    (
+        "The report confirms that the bridge was safe for heavy trucks last winter.",
+        "The report refutes that the bridge was safe for heavy trucks last winter.",
+    ),
+    (
+        "The new drug helped most patients recover faster from the infection in the trial.",
+        "The new drug failed to help most patients recover faster from the infection in the trial.",
+    ),
+    (
+        "The tenants remembered to pay the rent for the flat before leaving for the summer.",
+        "The tenants forgot to pay the rent for the flat before leaving for the summer.",
+    ),
+    ("What time is check-in at the hotel?", "What time is check-out at the hotel?"),
+    ("Is check-in at 3pm?", "Is check-out at 3pm?"),
+]
+
+
+@pytest.mark.parametrize(("cached", "new"), HIDDEN_NEGATIONS)
+@pytest.mark.parametrize("distance", [0.01, 0.04, 0.1])
+def test_escape_hatches_never_excuse_a_polarity_change(
+    cached: str, new: str, distance: float
+) -> None:
+    accepted, reason = decide(cached, new, distance=distance)
+    assert not accepted, f"served {new!r} for {cached!r} at {distance} ({reason})"
+    accepted, reason = decide(new, cached, distance=distance)
+    assert not accepted, f"served {cached!r} for {new!r} at {distance} ({reason})"
+
+
+# Issue 17 item 7: a generic head noun ("the capital city", "contents insurance policy")
+# adds no detail; swapping one generic noun for another still does.
+GENERIC_KIND = [
+    ("Tell me the capital city of France", "What is the capital of France?"),
+    ("What is the capital city of France?", "What is the capital of France?"),
+    ("Can you tell me the capital city of France?", "What is the capital of France?"),
+    ("Tell me the capital city of France", "Tell me the capital of France"),
+    (
+        "What's the excess on my contents insurance?",
+        "What's the excess on my contents insurance policy?",
+    ),
+]
+GENERIC_KIND_DIFFERENT = [
+    ("What is the largest city in Spain?", "What is the largest region in Spain?"),
+    ("Tell me the capital city of France", "Tell me the capital city of Spain"),
+    ("How many people live in the city?", "How many people live in the country?"),
+    ("What is the capital of France?", "What is the capital region of France?"),
+]
+
+
+@pytest.mark.parametrize(("cached", "new"), GENERIC_KIND)
+@pytest.mark.parametrize("distance", [0.04, 0.1, 0.15])
+def test_a_generic_head_noun_is_not_a_detail(cached: str, new: str, distance: float) -> None:
+    accepted, reason = decide(cached, new, distance=distance)
+    assert accepted, f"refused {new!r} for {cached!r} at {distance}: {reason}"
+    accepted, reason = decide(new, cached, distance=distance)
+    assert accepted, f"refused {cached!r} for {new!r} at {distance}: {reason}"
+
+
+@pytest.mark.parametrize(("cached", "new"), GENERIC_KIND_DIFFERENT)
+def test_generic_nouns_that_differ_are_still_details(cached: str, new: str) -> None:
+    accepted, reason = decide(cached, new, distance=0.1)
+    assert not accepted, f"served {new!r} for {cached!r} ({reason})"
+
+
+def test_a_negative_pole_word_stands_for_a_spelled_out_negation() -> None:
+    assert_accepted("How do I decline a meeting invite?", "How do I say no to a meeting invite?")
+    assert_accepted(
+        "How do I reset my password if I no longer have access to my email?",
+        "How do I reset my password if I lost access to my email?",
+    )
+    # Only where the other side has no word on that axis: a flip is still a flip.
+    assert_rejected("Why was my card declined?", "Why wasn't my card declined?", "differs")
+    assert_rejected("Is the gym closed on Sunday?", "Isn't the gym closed on Sunday?", "differs")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from langchain_core.load import dumps
 from langchain_core.messages import (
     AIMessage,
@@ -12,7 +13,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
-from llmemo.text import split_prompt
+from llmemo.text import split_prompt, standalone
 
 
 def chat(*messages: BaseMessage) -> str:
@@ -135,3 +136,84 @@ def test_lone_surrogates_and_big_numbers_in_a_chat_are_handled() -> None:
         chat(SystemMessage("ids: 123456789012345678901234"), HumanMessage("\ud800 x"))
     )
     assert again == parts
+
+
+# The tolerant context policy (issue 18): a standalone final question is served after
+# any plain conversation; a final message that depends on the conversation is not.
+STANDALONE = "Is PulseFit open on Christmas Day?"
+
+
+def test_tolerant_context_drops_plain_history_of_a_standalone_question() -> None:
+    towel = chat(
+        HumanMessage("can I bring my own towel?"),
+        AIMessage("Please bring your own."),
+        HumanMessage(STANDALONE),
+    )
+    lost = chat(
+        HumanMessage("is there a lost property at the Leeds club?"),
+        AIMessage("Yes, reception keeps it for 30 days."),
+        HumanMessage(STANDALONE),
+    )
+    alone = chat(HumanMessage(STANDALONE))
+    tolerant = {split_prompt(p, "tolerant") for p in (towel, lost, alone)}
+    assert len(tolerant) == 1
+    assert tolerant.pop().text == STANDALONE
+    # The default policy keeps every turn.
+    assert len({split_prompt(p).context for p in (towel, lost, alone)}) == 3
+    assert split_prompt(towel) == split_prompt(towel, "exact")
+
+
+def test_tolerant_context_keeps_system_prompts_and_tools() -> None:
+    def with_system(system: str) -> str:
+        return chat(SystemMessage(system), HumanMessage("hi"), HumanMessage(STANDALONE))
+
+    assert (
+        split_prompt(with_system("Be brief."), "tolerant").context
+        != split_prompt(with_system("Answer in French."), "tolerant").context
+    )
+    tool = chat(
+        HumanMessage("hi"),
+        ToolMessage("opening hours: 9-5", tool_call_id="1"),
+        HumanMessage(STANDALONE),
+    )
+    assert (
+        split_prompt(tool, "tolerant").context
+        != split_prompt(chat(HumanMessage(STANDALONE)), "tolerant").context
+    )
+
+
+def test_tolerant_context_keeps_the_conversation_a_follow_up_depends_on() -> None:
+    card = chat(
+        HumanMessage("I lost my Harbour Bank debit card."),
+        AIMessage("I've frozen the card."),
+        HumanMessage("and if I find it again, how do I unblock it?"),
+    )
+    sim = chat(
+        HumanMessage("I lost my Kestrel Mobile phone."),
+        AIMessage("I've barred the SIM."),
+        HumanMessage("and if I find it again, how do I unblock it?"),
+    )
+    assert split_prompt(card, "tolerant") == split_prompt(card, "exact")
+    assert split_prompt(card, "tolerant").context != split_prompt(sim, "tolerant").context
+
+
+def test_unknown_context_policy_is_an_error() -> None:
+    with pytest.raises(ValueError, match="context"):
+        split_prompt("hi", "loose")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Is PulseFit open on Christmas Day?", True),
+        ("How do I get a PAC code to switch networks?", True),
+        ("How long does it take?", False),
+        ("yeah go ahead", False),
+        ("Can I bring my dog?", False),
+        ("so what do I owe in total?", False),
+        ("And is Harbour Bank open on Sundays?", False),
+        ("Do I need to do anything before I go?", False),
+    ],
+)
+def test_standalone_questions(text: str, expected: bool) -> None:
+    assert standalone(text) is expected

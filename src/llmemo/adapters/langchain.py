@@ -721,6 +721,7 @@ class InMemorySemanticCache(LangChainCache):
         policy: FailurePolicy | None = None,
         single_flight: bool = True,
         single_flight_timeout: float = DEFAULT_SINGLE_FLIGHT_TIMEOUT,
+        context: str = "exact",
     ) -> None:
         """Create an empty cache.
 
@@ -747,6 +748,11 @@ class InMemorySemanticCache(LangChainCache):
                 one's model call instead of calling the model too (in this process).
             single_flight_timeout: Most seconds such a caller waits for the first one
                 (then it calls the model itself); see :class:`LangChainCache`.
+            context: Context policy for chat prompts: ``"exact"`` (default: the system
+                prompt and every earlier turn must match exactly) or ``"tolerant"`` (a
+                final message that stands on its own is served after any plain
+                conversation; system prompts and tools must still match). See
+                :func:`llmemo.text.split_prompt` and docs/semantic-hits.md.
 
         Raises:
             ConfigurationError: a parameter is out of range (the message names it).
@@ -767,6 +773,7 @@ class InMemorySemanticCache(LangChainCache):
                 verifier=verifier,
                 candidates=candidates,
                 runtime=runtime,
+                context=context,
             )
 
         inline = inline_embedder(embeddings)

@@ -48,6 +48,7 @@ from llmemo.config import (
 from llmemo.errors import ConfigurationError
 from llmemo.keys import validate_namespace
 from llmemo.policy import ErrorMode, FailurePolicy
+from llmemo.text import CONTEXT_POLICIES
 from llmemo.verify.base import HitVerifier
 
 logger = logging.getLogger("llmemo")
@@ -454,6 +455,7 @@ class RedisSemanticCache(_RedisLangChainCache):
         client_kwargs: dict[str, Any] | None = None,
         cluster: bool = False,
         recreate_index_on_mismatch: bool = False,
+        context: str = "exact",
     ) -> None:
         """Create the cache; connects (and probes or creates the index) on first use.
 
@@ -514,6 +516,11 @@ class RedisSemanticCache(_RedisLangChainCache):
                 fault (:class:`~llmemo.errors.SchemaMismatchError`): with
                 ``errors="open"`` lookups miss and writes are dropped, counted and
                 logged, never raised.
+            context: Context policy for chat prompts: ``"exact"`` (default: the system
+                prompt and every earlier turn must match exactly) or ``"tolerant"`` (a
+                final message that stands on its own is served after any plain
+                conversation; system prompts and tools must still match). See
+                :func:`llmemo.text.split_prompt` and docs/semantic-hits.md.
 
         Raises:
             ConfigurationError: a parameter is invalid (the message names it), including
@@ -537,6 +544,10 @@ class RedisSemanticCache(_RedisLangChainCache):
             dtype = validate_choice(dtype, REDISEARCH_VECTOR_TYPES, parameter="dtype")
         embedder = to_embedder(embeddings)
         validate_optional_positive_int(candidates, parameter="candidates")
+        if context not in CONTEXT_POLICIES:
+            raise ConfigurationError(
+                f"context must be one of {', '.join(map(repr, CONTEXT_POLICIES))}; got {context!r}"
+            )
         verifier = resolve_verifier(verifier)
         policy, clients = _policy_and_clients(
             policy, errors, redis_url, redis_client, client_kwargs, cluster
@@ -571,6 +582,7 @@ class RedisSemanticCache(_RedisLangChainCache):
                 exact_first=exact_first,
                 verifier=verifier,
                 candidates=candidates,
+                context=context,
             )
 
         super().__init__(

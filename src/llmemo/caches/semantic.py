@@ -39,7 +39,7 @@ from llmemo.errors import (
 from llmemo.options import current_options
 from llmemo.policy import FailurePolicy
 from llmemo.stores.base import Embedder, ProbingVectorStore, VectorMatch, VectorStore
-from llmemo.text import PromptParts, split_prompt
+from llmemo.text import CONTEXT_POLICIES, PromptParts, split_prompt
 from llmemo.verify.base import Candidate, HitVerifier, Verdict
 
 if TYPE_CHECKING:
@@ -215,6 +215,7 @@ class SemanticCache:
         policy: FailurePolicy | None = None,
         runtime: CacheRuntime | None = None,
         clock: Callable[[], float] = time.time,
+        context: str = "exact",
     ) -> None:
         """Create a cache; does no I/O.
 
@@ -251,6 +252,11 @@ class SemanticCache:
             policy: What failures do (ignored when ``runtime`` is given).
             runtime: Counters and guards shared with other cores of the same cache.
             clock: Wall-clock seconds, used for entry ages.
+            context: Context policy for chat prompts: ``"exact"`` (default: the system
+                prompt and every earlier turn must match exactly) or ``"tolerant"`` (a
+                final message that stands on its own is served after any plain
+                conversation; system prompts and tools must still match). See
+                :func:`llmemo.text.split_prompt` and docs/semantic-hits.md.
 
         Raises:
             ConfigurationError: a parameter is out of range (the message names it).
@@ -264,6 +270,11 @@ class SemanticCache:
         )
         if not isinstance(exact_first, bool):
             raise ConfigurationError(f"exact_first must be a bool; got {exact_first!r}")
+        if context not in CONTEXT_POLICIES:
+            raise ConfigurationError(
+                f"context must be one of {', '.join(map(repr, CONTEXT_POLICIES))}; got {context!r}"
+            )
+        self.context = context
         self.exact_first = exact_first
         verifier = self.verifier = resolve_verifier(verifier)
         default_k = 1 if verifier is None else _DEFAULT_CANDIDATES
@@ -386,7 +397,9 @@ class SemanticCache:
             located = self._located.get((prompt, llm_string))
             if located is not None:
                 return located
-        parts = split_prompt(prompt)
+        parts = (
+            split_prompt(prompt) if self.context == "exact" else split_prompt(prompt, self.context)
+        )
         partition = keys.partition_id(self.config.namespace, llm_string, parts.context)
         located = (parts, partition, keys.prompt_id(prompt))
         if memo:

@@ -17,6 +17,7 @@ from llmemo.verify.base import Candidate, HitVerifier, Verdict
 if TYPE_CHECKING:
     from llmemo.verify.compose import ABSTAIN, AllOf, FirstDecides
     from llmemo.verify.cross_encoder import CrossEncoderVerifier
+    from llmemo.verify.learned import LearnedVerifier
     from llmemo.verify.llm_judge import LLMJudgeVerifier
     from llmemo.verify.rules import RulesVerifier
 
@@ -28,6 +29,7 @@ __all__ = [
     "FirstDecides",
     "HitVerifier",
     "LLMJudgeVerifier",
+    "LearnedVerifier",
     "RulesVerifier",
     "Verdict",
 ]
@@ -38,6 +40,7 @@ _LAZY = {
     "FirstDecides": "llmemo.verify.compose",
     "CrossEncoderVerifier": "llmemo.verify.cross_encoder",
     "LLMJudgeVerifier": "llmemo.verify.llm_judge",
+    "LearnedVerifier": "llmemo.verify.learned",
     "RulesVerifier": "llmemo.verify.rules",
 }
 

@@ -19,8 +19,11 @@ __all__ = [
     "CURRENCY_CODES",
     "CURRENCY_SYMBOLS",
     "CURRENCY_WORDS",
+    "GENERIC_NOUNS",
     "GREETINGS",
     "GREETING_TAIL",
+    "IMPLICIT_NEGATORS",
+    "IMPLICIT_NEGATORS_BEFORE_TO",
     "LIGHT_WORDS",
     "NEGATIVE_PREFIXES",
     "NEGATORS",
@@ -84,6 +87,22 @@ LIGHT_WORDS = frozenset(
 NEGATORS = frozenset(
     "not no never none nothing nobody nowhere neither nor without cannot unable n't".split()
 )
+
+# Verbs whose meaning is the negation of their complement ("avoid X" = "not do X",
+# "refute that X" = "X is not so", "prevent X" = "make X not happen"): counted as
+# negators, so that no tolerance for reworded details can excuse them. None is on an axis
+# below. Matched by stem.
+IMPLICIT_NEGATORS = frozenset("avoid prevent refute disprove debunk neglect lack refrain".split())
+# Verbs that negate only a following "to <verb>": "failed to pay" = "did not pay", but
+# "I forgot my password" asks how to recover it ("fail" is also on the success axis).
+IMPLICIT_NEGATORS_BEFORE_TO = frozenset("fail forget forgot".split())
+
+# Generic head nouns: "the capital city of France" asks for "the capital of France",
+# "my contents insurance policy" is "my contents insurance". One side may add one next to
+# a word both sides share; one generic noun swapped for another is still a detail.
+# Only nouns that name a kind so broad that the shared word already implies it: "region",
+# "area" or "place" are left out ("the capital region of France" is not its capital).
+GENERIC_NOUNS = frozenset("city town village country nation thing item policy".split())
 
 # Contractions whose first part stays (lowercase form -> (kept word, negated)).
 CONTRACTIONS: dict[str, tuple[str, bool]] = {
@@ -160,7 +179,16 @@ AXES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "include": (("include", "contain", "incl"), ("exclude", "except", "excluding", "omit")),
     "permit": (
         ("allow", "permit", "legal", "lawful", "authorised", "authorized", "eligible", "entitled"),
-        ("ban", "forbid", "prohibit", "illegal", "unlawful", "restrict", "unauthorised"),
+        (
+            "ban",
+            "forbid",
+            "forbidden",
+            "prohibit",
+            "illegal",
+            "unlawful",
+            "restrict",
+            "unauthorised",
+        ),
     ),
     "accept": (
         ("accept", "approve", "agree", "grant", "confirm"),

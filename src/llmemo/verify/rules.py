@@ -41,9 +41,9 @@ variants), so the signature contains no prompt text. Hashing is pseudonymisation
 the default empty key, common words can be guessed by hashing a dictionary; pass a
 secret ``hash_key`` to prevent that.
 
-Schema (version 1), every field optional except ``v``::
+Schema (version 2), every field optional except ``v``::
 
-    v: 1                  version of these rules
+    v: 2                  version of these rules
     h: 0 | 1              strings are digests (store_text=False)
     w: [str]              content words (lowercase; digests of their stems when h=1)
     f: str                one flag per word: "." plain, "l" light, "e" entity,
@@ -81,15 +81,30 @@ from llmemo.errors import ConfigurationError, MissingDependencyError
 from llmemo.verify import _lexicon as lex
 from llmemo.verify.base import Candidate, Verdict
 
-__all__ = ["DEFAULT_MAX_CHARS", "RULES_VERSION", "RulesVerifier"]
+__all__ = ["DEFAULT_MAX_CHARS", "RULES_VERSION", "WORDING_STATS", "RulesVerifier"]
 
 #: Version of the feature schema and rules; entries signed by another version are
 #: re-analysed from nothing and rejected (see :meth:`RulesVerifier.verify`).
-RULES_VERSION = 1
+RULES_VERSION = 2
 
 #: Default ``max_chars`` of :class:`RulesVerifier`: longer prompts are served only by exact
 #: repeats (see the parameter).
 DEFAULT_MAX_CHARS = 2_000
+
+#: What :meth:`RulesVerifier.assess` measures when the wording decides, in order: the
+#: overlap of wording (Dice, 0..1), unmatched content words in the cached and the new
+#: prompt, content words in each, all words (content and function) in each, and whether
+#: the pair counts as a minimal contrast (1.0) or as reworded (0.0).
+WORDING_STATS = (
+    "overlap",
+    "unmatched_cached",
+    "unmatched_new",
+    "content_cached",
+    "content_new",
+    "words_cached",
+    "words_new",
+    "minimal_contrast",
+)
 
 #: The checks a :class:`RulesVerifier` can run.
 CHECKS = frozenset({"quantities", "polarity", "entities", "roles", "details"})
@@ -151,6 +166,9 @@ class _Index:
     synonyms: dict[str, int]  # stem -> synonym group
     false_friend_stems: frozenset[str]
     calendar_fuzzy: dict[str, str]
+    implicit_negators: frozenset[str]  # stems
+    implicit_negators_before_to: frozenset[str]  # stems
+    generic: frozenset[str]  # stems
 
 
 # Axes whose same-pole words are near-synonyms, so that they may stand in for each other
@@ -213,6 +231,9 @@ def _index() -> _Index:
         synonym_axes=_SYNONYM_AXES,
         false_friend_stems=frozenset(_stem(w) for w in lex.PREFIX_FALSE_FRIENDS),
         calendar_fuzzy=fuzzy,
+        implicit_negators=frozenset(_stem(w) for w in lex.IMPLICIT_NEGATORS),
+        implicit_negators_before_to=frozenset(_stem(w) for w in lex.IMPLICIT_NEGATORS_BEFORE_TO),
+        generic=frozenset(_stem(w) for w in lex.GENERIC_NOUNS),
     )
 
 
@@ -842,6 +863,13 @@ class _Analyser:
                 out.frame.append("not")
                 role = ""
                 continue
+            if self._implicit_negator(i, low):
+                # "avoid X" = "not X", "failed to pay" = "did not pay": a negation that
+                # no tolerance for reworded details may excuse.
+                out.negators += 1
+                out.frame.append("not")
+                role = ""
+                continue
             if low in lex.ROLE_WORDS:
                 out.frame.append(_frame_word(low))
                 new_role = lex.ROLE_WORDS[low]
@@ -852,7 +880,7 @@ class _Analyser:
                     continue
                 role = new_role
                 continue
-            if low in lex.PARTICLE_AXES and not tok.in_compound:
+            if low in lex.PARTICLE_AXES and (not tok.in_compound or self._after_hyphen(i)):
                 particle = self._particle(i, low)
                 if particle is not None:
                     out.polarity.append(particle)
@@ -918,6 +946,8 @@ class _Analyser:
         group = index.synonyms.get(stem)
         if group is not None:
             tags += (f"syn:{group}",)
+        if flag == "." and stem in index.generic:
+            tags += (_GENERIC_TAG,)
         out.words.append(_Word(low, flag, role, pos, tags))
         if tok.suffix.startswith("neg:"):
             out.affixed.append((word_index, tok.suffix[4:]))
@@ -925,6 +955,19 @@ class _Analyser:
             base = _negative_base(low, index)
             if base is not None:
                 out.affixed.append((word_index, base))
+
+    def _implicit_negator(self, i: int, low: str) -> bool:
+        """A verb that negates its complement ("avoid", "refute"; "fail" before "to")."""
+        if self.toks[i].in_compound or low in lex.STOPWORDS:
+            return False
+        stem = _stem(low)
+        if stem in self.index.implicit_negators:
+            return True
+        return stem in self.index.implicit_negators_before_to and self._word_at(i + 1) == "to"
+
+    def _after_hyphen(self, i: int) -> bool:
+        """The particle of a hyphenated phrasal noun ("check-in", "log-out")."""
+        return i >= 2 and self.toks[i - 1].kind == "hyphen" and self.toks[i - 2].kind == "word"
 
     def _question_word(self, i: int) -> bool:
         """ "long" in "how long", "days" in "how many days": part of the question word."""
@@ -1454,6 +1497,8 @@ def _overlap(a: _Side, b: _Side, al: _Alignment) -> float:
 
 
 _SAME_CONTENT = "same content"
+#: Tag of a generic head noun ("city" in "the capital city"): see _excuse_generic.
+_GENERIC_TAG = "gen:n"
 
 #: Parsed signatures a verifier keeps: up to 256, of at most 48 content words each
 #: (~5 kB for a one-line question, ~40 kB at 48 words: ~10 MB in all at worst). Longer
@@ -1466,6 +1511,33 @@ _MEMO_MAX_WORDS = 48
 #: type or shape, inf/NaN where an int belongs, nesting deeper than the recursion limit):
 #: such a signature is unreadable, and the candidate is refused.
 _UNREADABLE = (TypeError, ValueError, LookupError, ArithmeticError, RecursionError)
+
+
+def _excuse_generic(a: _Side, b: _Side, al: _Alignment) -> None:
+    """Count a generic head noun one side adds next to a shared word as matched.
+
+    "the capital city of France" / "the capital of France": "city" names the kind of
+    thing "capital" already is. Only when the other side has no unmatched generic noun
+    of its own ("live in the city" / "live in the country" differ).
+    """
+
+    def unmatched_generic(side: _Side, side_map: dict[int, int]) -> list[int]:
+        return [
+            i
+            for i, tags in side.tags.items()
+            if _GENERIC_TAG in tags and i not in side_map and side.flags[i] == "."
+        ]
+
+    found_a = unmatched_generic(a, al.a_to_b)
+    found_b = unmatched_generic(b, al.b_to_a)
+    if found_a and found_b:
+        return
+    for found, side_map in ((found_a, al.a_to_b), (found_b, al.b_to_a)):
+        for i in found:
+            if (i - 1 in side_map and side_map[i - 1] >= 0) or (
+                i + 1 in side_map and side_map[i + 1] >= 0
+            ):
+                side_map[i] = -1
 
 
 def _memo_key(signature: Mapping[str, Any]) -> bytes | None:
@@ -1483,6 +1555,8 @@ def _memo_key(signature: Mapping[str, Any]) -> bytes | None:
 class _Decision:
     accepted: bool
     reason: str
+    # Only for decisions on wording (no hard difference found): see WORDING_STATS.
+    stats: tuple[float, ...] | None = None
 
 
 # ---------------------------------------------------------------------------------------
@@ -1619,15 +1693,28 @@ class RulesVerifier:
         self, text: str, signature: Mapping[str, Any] | None, candidate: Candidate
     ) -> Verdict:
         """The synchronous body of :meth:`verify` (used by evaluation loops)."""
+        return self.assess(text, signature, candidate)[0]
+
+    def assess(
+        self, text: str, signature: Mapping[str, Any] | None, candidate: Candidate
+    ) -> tuple[Verdict, tuple[float, ...] | None]:
+        """:meth:`decide`, with measurements of the wording when that decided.
+
+        Returns:
+            The verdict, and ``None`` when a hard check (quantities, polarity, entities,
+            roles, an unusable signature) or an identical content decided; otherwise
+            the numbers named by :data:`WORDING_STATS`, which a learned verifier may use
+            to decide instead of the word-count rules.
+        """
         stored = candidate.signature
         if stored is None or stored.get("v") != RULES_VERSION:
-            return Verdict(False, self.name, "entry has no rules signature of this version")
+            return Verdict(False, self.name, "entry has no rules signature of this version"), None
         if "L" in stored or (self.max_chars is not None and len(text) > self.max_chars):
             return Verdict(
                 False, self.name, f"prompt too long to verify (max_chars={self.max_chars})"
-            )
+            ), None
         if stored.get("h") and stored.get("k") != self._keys.fingerprint:
-            return Verdict(False, self.name, "entry was signed with another hash key")
+            return Verdict(False, self.name, "entry was signed with another hash key"), None
         new = signature
         if (
             new is None
@@ -1642,7 +1729,8 @@ class RulesVerifier:
             old_key, old_side = self._parsed(stored)
             new_key, new_side = self._parsed(new)
         except _UNREADABLE as exc:
-            return Verdict(False, self.name, f"unreadable signature ({type(exc).__name__})")
+            reason = f"unreadable signature ({type(exc).__name__})"
+            return Verdict(False, self.name, reason), None
         if old_key is not None and old_key == new_key:
             # Identical features (a repeat up to case, punctuation or spacing): the checks
             # would find what they find when a side meets itself, at any distance.
@@ -1650,9 +1738,9 @@ class RulesVerifier:
                 itself = self._compare(old_side, old_side, 0.0)
                 old_side.same_as_itself = itself.accepted and itself.reason == _SAME_CONTENT
             if old_side.same_as_itself:
-                return Verdict(True, self.name, _SAME_CONTENT)
+                return Verdict(True, self.name, _SAME_CONTENT), None
         decision = self._compare(old_side, new_side, candidate.distance)
-        return Verdict(decision.accepted, self.name, decision.reason)
+        return Verdict(decision.accepted, self.name, decision.reason), decision.stats
 
     def _parsed(self, signature: Mapping[str, Any]) -> tuple[bytes | None, _Side]:
         """``signature`` parsed, with its memo key (``None``: not memoisable).
@@ -1706,6 +1794,7 @@ class RulesVerifier:
                 return decision
 
         content_a, content_b = a.content, b.content
+        _excuse_generic(a, b, al)
         # Overlap over every stored word, light ones too: it measures how much of the
         # wording the two prompts share (a minimal contrast keeps the frame).
         overlap = _overlap(a, b, al)
@@ -1713,9 +1802,38 @@ class RulesVerifier:
         unmatched_b = [j for j in content_b if j not in al.b_to_a]
         if not unmatched_a and not unmatched_b:
             return _Decision(True, _SAME_CONTENT)
+        stats = (
+            overlap,
+            float(len(unmatched_a)),
+            float(len(unmatched_b)),
+            float(len(content_a)),
+            float(len(content_b)),
+            float(len(a.keys) + len(a.frame)),
+            float(len(b.keys) + len(b.frame)),
+            float(overlap >= self.min_overlap),
+        )
+        decision = self._wording(a, b, overlap, unmatched_a, unmatched_b, distance, show)
+        decision.stats = stats
+        return decision
+
+    def _wording(
+        self,
+        a: _Side,
+        b: _Side,
+        overlap: float,
+        unmatched_a: list[int],
+        unmatched_b: list[int],
+        distance: float,
+        show: bool,
+    ) -> _Decision:
+        """Decide a pair with no hard difference by how much of the wording aligns."""
+        content_a, content_b = a.content, b.content
         if overlap >= self.min_overlap:
             unexplained = (len(unmatched_a) + len(unmatched_b)) / (len(content_a) + len(content_b))
             short = min(len(content_a), len(content_b)) <= self.short_prompt_words
+            # The two tolerances below (a close embedding, a long prompt) excuse word
+            # choice only: negations (implicit ones too: "avoid", "fail to"), antonym
+            # flips and quantities were checked above at every distance and length.
             checked = "details" in self.checks and distance >= self.details_min_distance
             if checked and (short or unexplained >= self.long_tolerance):
                 left = ", ".join(a.raw[i] for i in unmatched_a) if show else "?"
@@ -1750,6 +1868,8 @@ class RulesVerifier:
                     else:
                         al.link(j, i)
         negation = a.negators - b.negators
+        if negation and not flips:
+            negation = self._negative_poles_for_negators(a, b, al, negation)
         if (not flips and negation == 0) or (len(flips) == 1 and abs(negation) == 1):
             self._link_axis_words(a, b, al, flips)
             return None
@@ -1757,6 +1877,29 @@ class RulesVerifier:
             return _Decision(False, f"negation differs ({a.negators} vs {b.negators})")
         what = ", ".join(flips) if show else f"{len(flips)} axes"
         return _Decision(False, f"polarity differs: {what}")
+
+    @staticmethod
+    def _negative_poles_for_negators(a: _Side, b: _Side, al: _Alignment, negation: int) -> int:
+        """Let a negative-pole word stand for a negation the other side spells out.
+
+        "How do I decline an invite?" / "How do I say no to an invite?", "if I miss a
+        dose" / "if I forgot to take a dose": the word's axis is absent from the side with
+        the negator, so no flip was counted. Each such word, on the side with fewer
+        negators, cancels one negator and counts as matched. Returns what is left of
+        ``a.negators - b.negators``.
+        """
+        side, other, side_map = (b, a, al.b_to_a) if negation > 0 else (a, b, al.a_to_b)
+        left = abs(negation)
+        for i in range(len(side.keys)):
+            if not left:
+                break
+            if i in side_map:
+                continue
+            poles = [t.split(":") for t in side.tags.get(i, ()) if t.startswith("ax:")]
+            if poles and all(p == "-1" and axis not in other.polarity for _, axis, p in poles):
+                side_map[i] = -1
+                left -= 1
+        return left if negation > 0 else -left
 
     @staticmethod
     def _link_axis_words(a: _Side, b: _Side, al: _Alignment, flips: list[str]) -> None:
