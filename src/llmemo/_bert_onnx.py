@@ -267,13 +267,14 @@ def cache_key(model_dir: Path) -> str:
     return f"sentence-encoder-{hashlib.sha256(ident.encode()).hexdigest()[:20]}.onnx"
 
 
-def cached_model(model_dir: Path, cache_dir: Path | None) -> Path | bytes:
+def cached_model(model_dir: Path, cache_dir: Path | None, *, rebuild: bool = False) -> Path | bytes:
     """The ONNX model for ``model_dir``: its file in ``cache_dir`` (built and stored there
     the first time), or the model itself when the cache directory cannot be written (it
     is then built in memory on every load: slower, still correct).
 
     The write is atomic (a temporary file renamed into place), so concurrent first loads
-    in several processes are safe. ``cache_dir=None`` means :func:`default_cache_dir`.
+    in several processes are safe. ``cache_dir=None`` means :func:`default_cache_dir`;
+    ``rebuild=True`` replaces a cached file (one that failed to load).
 
     Raises:
         ConfigurationError: see :func:`build_model_bytes`.
@@ -283,7 +284,7 @@ def cached_model(model_dir: Path, cache_dir: Path | None) -> Path | bytes:
         raise ConfigurationError(f"model_path has no model.safetensors: {str(model_dir)!r}")
     directory = default_cache_dir() if cache_dir is None else cache_dir
     target = directory / cache_key(model_dir)
-    if target.is_file():
+    if target.is_file() and not rebuild:
         return target
     data = build_model_bytes(model_dir)
     try:

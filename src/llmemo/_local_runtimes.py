@@ -106,12 +106,24 @@ class OnnxEncoder:
         # Idle pool threads spinning for work steal CPU from everything else on a loaded
         # machine; waking them costs microseconds against a pass of milliseconds.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = onnxruntime.InferenceSession(
+        try:
+            self._session = self._start(onnxruntime, model, options)
+        except Exception:
+            if not isinstance(model, Path):
+                raise
+            # A cached file that does not load (truncated by a full disk, written by a
+            # broken build) is rebuilt once from the weights.
+            model = cached_model(self.model_dir, self.cache_dir, rebuild=True)
+            self._session = self._start(onnxruntime, model, options)
+        self._tokenizer = tokenizer
+
+    @staticmethod
+    def _start(onnxruntime: Any, model: Path | bytes, options: Any) -> Any:
+        return onnxruntime.InferenceSession(
             str(model) if isinstance(model, Path) else model,
             sess_options=options,
             providers=["CPUExecutionProvider"],
         )
-        self._tokenizer = tokenizer
 
     @property
     def loaded(self) -> bool:
