@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -68,8 +69,10 @@ class MicroBatcher(Generic[T]):
         self._pending: collections.deque[_Request[T]] = collections.deque()
         self._queued_texts = 0
         self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
         self._closed = False
         self._last_pass_requests = 0
+        self._running = False
         #: Passes run so far and texts embedded in them (for tests and benchmarks).
         self.passes = 0
         self.texts_run = 0
@@ -82,6 +85,8 @@ class MicroBatcher(Generic[T]):
             RuntimeError: the batcher was closed.
         """
         request: _Request[T] = _Request(list(texts))
+        if self._pid != os.getpid():
+            self._after_fork()
         with self._cond:
             if self._closed:
                 raise RuntimeError("the embedder was closed")
@@ -98,6 +103,40 @@ class MicroBatcher(Generic[T]):
             self._cond.notify()
         return request.future
 
+    def run_inline_if_idle(self, texts: list[str]) -> list[T] | None:
+        """Run ``texts`` on the calling thread if nothing is queued or running; else
+        ``None`` (then :meth:`submit` them). For blocking callers: it saves two thread
+        switches, which on a loaded machine can cost more than the pass itself, while
+        passes still never overlap.
+        """
+        if self._pid != os.getpid():
+            self._after_fork()
+        with self._cond:
+            if self._running or self._pending or self._closed:
+                return None
+            self._running = True
+        try:
+            results = list(self._run(list(texts)))
+        finally:
+            with self._cond:
+                self._running = False
+                self._last_pass_requests = 1
+                self.passes += 1
+                self.texts_run += len(texts)
+                self._cond.notify_all()
+        return results
+
+    def _after_fork(self) -> None:
+        """In a forked child the worker thread does not exist: start afresh (what was
+        queued belongs to the parent)."""
+        self._cond = threading.Condition()
+        self._pending = collections.deque()
+        self._queued_texts = 0
+        self._thread = None
+        self._last_pass_requests = 0
+        self._running = False
+        self._pid = os.getpid()
+
     def close(self) -> None:
         """Stop the worker once the queued requests are done (it is a daemon thread, so
         an open batcher never keeps a process alive). Idempotent."""
@@ -107,7 +146,7 @@ class MicroBatcher(Generic[T]):
 
     def _take(self) -> list[_Request[T]] | None:
         with self._cond:
-            while not self._pending and not self._closed:
+            while (not self._pending or self._running) and not self._closed:
                 self._cond.wait()
             if not self._pending:
                 return None
@@ -127,6 +166,7 @@ class MicroBatcher(Generic[T]):
                 count += len(request.texts)
             self._queued_texts -= count
             self._last_pass_requests = len(batch)
+            self._running = True
             return batch
 
     def _work(self) -> None:
@@ -136,17 +176,20 @@ class MicroBatcher(Generic[T]):
                 return
             # A caller that gave up (a cancelled task, a timed-out budget) costs nothing.
             live = [r for r in batch if r.future.set_running_or_notify_cancel()]
-            if not live:
-                continue
             texts = [text for request in live for text in request.texts]
             try:
-                results = self._run(texts)
+                results = self._run(texts) if texts else []
             except BaseException as exc:  # handed to every caller of this pass
                 for request in live:
                     request.future.set_exception(exc)
                 continue
-            self.passes += 1
-            self.texts_run += len(texts)
+            finally:
+                with self._cond:
+                    self._running = False
+                    if texts:
+                        self.passes += 1
+                        self.texts_run += len(texts)
+                    self._cond.notify_all()
             start = 0
             for request in live:
                 end = start + len(request.texts)

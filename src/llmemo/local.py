@@ -101,9 +101,11 @@ class LocalEmbeddings(Embeddings):
     counts it as a miss) rather than wait behind seconds of work.
 
     Threads and loops: the sync methods block the calling thread until their vectors are
-    ready; :meth:`aembed_query`, :meth:`aembed_documents`, :meth:`aload` never block the
-    event loop (the model runs on the worker thread, or an anyio worker thread for
-    ``runtime="torch"``). Any thread and any loop may call any method.
+    ready (they run the pass on that thread when nothing else is queued or running);
+    :meth:`aembed_query`, :meth:`aembed_documents`, :meth:`aload` never block the event
+    loop (the model runs on the worker thread, or an anyio worker thread for
+    ``runtime="torch"``). Any thread and any loop may call any method; passes never
+    overlap.
 
     Errors: :class:`~llmemo.errors.MissingDependencyError` (naming the extra) when the
     runtime's packages or the model package cannot be imported, raised at first use.
@@ -307,7 +309,9 @@ class LocalEmbeddings(Embeddings):
             # The fast tokenizer is not safe to share between concurrent calls.
             with self._encode_lock:
                 return self._run(texts)
-        return self._batcher_for_onnx().submit(texts).result()
+        batcher = self._batcher_for_onnx()
+        vectors = batcher.run_inline_if_idle(texts)
+        return vectors if vectors is not None else batcher.submit(texts).result()
 
     async def _aencode(self, texts: list[str]) -> list[list[float]]:
         import anyio.to_thread

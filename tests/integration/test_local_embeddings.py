@@ -431,3 +431,14 @@ def test_a_semantic_lookup_never_imports_torch() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report == {"hit": "Paris", "heavy": []}
+
+
+def test_texts_are_grouped_by_length_with_little_padding() -> None:
+    lengths = [5, 40, 6, 7, 200, 5, 41, 39, 8, 12] * 10
+    chunks = _local_runtimes._chunks_by_length(lengths, batch_size=16)
+    assert sorted(i for chunk in chunks for i in chunk) == list(range(len(lengths)))
+    for chunk in chunks:
+        assert len(chunk) <= 16
+        padded = max(lengths[i] for i in chunk) * len(chunk)
+        assert padded <= 1.1 * sum(lengths[i] for i in chunk) + 2
+    assert len(chunks) < len(lengths) / 4  # similar lengths still share passes

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import threading
 import time
+import warnings
 
 import pytest
 
@@ -23,6 +25,8 @@ class Recorder:
     def __init__(self, *, hold_first: bool = False, fail_on: str | None = None) -> None:
         self.calls: list[list[str]] = []
         self.threads: set[int] = set()
+        self.active = 0
+        self.most_active = 0
         self.started = threading.Event()
         self.release = threading.Event()
         self.hold_first = hold_first
@@ -31,13 +35,18 @@ class Recorder:
             self.release.set()
 
     def __call__(self, texts: list[str]) -> list[str]:
-        self.calls.append(list(texts))
-        self.threads.add(threading.get_ident())
-        self.started.set()
-        assert self.release.wait(timeout=30)
-        if self.fail_on is not None and self.fail_on in texts:
-            raise ValueError(f"cannot run {self.fail_on!r}")
-        return [text.upper() for text in texts]
+        self.active += 1
+        self.most_active = max(self.most_active, self.active)
+        try:
+            self.calls.append(list(texts))
+            self.threads.add(threading.get_ident())
+            self.started.set()
+            assert self.release.wait(timeout=30)
+            if self.fail_on is not None and self.fail_on in texts:
+                raise ValueError(f"cannot run {self.fail_on!r}")
+            return [text.upper() for text in texts]
+        finally:
+            self.active -= 1
 
 
 def make(run: Recorder, **kwargs: float) -> MicroBatcher[str]:
@@ -173,4 +182,57 @@ def test_submit_from_many_threads() -> None:
         futures = [pool.submit(lambda i=i: batcher.submit([str(i)]).result(30)) for i in range(64)]
         assert sorted(f.result(timeout=30)[0] for f in futures) == sorted(str(i) for i in range(64))
     assert len(run.threads) == 1
+    batcher.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_gets_a_worker_of_its_own() -> None:
+    run = Recorder()
+    batcher = make(run)
+    assert batcher.submit(["parent"]).result(timeout=30) == ["PARENT"]
+    read, write = os.pipe()
+    with warnings.catch_warnings():
+        # Python warns that forking a process with threads may deadlock; this child only
+        # runs the batcher, whose state it resets.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            ok = batcher.submit(["child"]).result(timeout=30) == ["CHILD"]
+            os.write(write, b"ok" if ok else b"wrong")
+        finally:
+            os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    assert os.read(read, 16) == b"ok"
+    os.close(read)
+    assert status == 0
+    batcher.close()
+
+
+def test_an_idle_batcher_runs_a_blocking_caller_inline() -> None:
+    run = Recorder()
+    batcher = make(run)
+    assert batcher.run_inline_if_idle(["a", "b"]) == ["A", "B"]
+    assert run.threads == {threading.get_ident()}
+    assert (batcher.passes, batcher.texts_run) == (1, 2)
+    assert batcher._thread is None  # no worker was needed
+
+
+def test_inline_and_queued_passes_never_overlap() -> None:
+    run = Recorder(hold_first=True)
+    batcher = make(run)
+    inline: list[list[str] | None] = []
+    caller = threading.Thread(target=lambda: inline.append(batcher.run_inline_if_idle(["x"])))
+    caller.start()
+    assert run.started.wait(timeout=30)
+    assert batcher.run_inline_if_idle(["busy"]) is None  # a pass is running
+    queued = batcher.submit(["queued"])
+    time.sleep(0.05)  # the worker must not start while the inline pass runs
+    assert run.calls == [["x"]]
+    run.release.set()
+    caller.join(timeout=30)
+    assert inline == [["X"]]
+    assert queued.result(timeout=30) == ["QUEUED"]
+    assert run.most_active == 1
     batcher.close()
