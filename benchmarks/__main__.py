@@ -15,6 +15,11 @@
   ``benchmarks/results/<date>-<host>-partitions.md``.
 * ``faults``: time to miss under Redis faults (:mod:`benchmarks.faults`; always on
   private loopback servers of its own, ``--redis-url`` does not apply).
+* ``embed``: the local embedder's ONNX runtime against torch (:mod:`benchmarks.embed`):
+  cold start, single-query latency, concurrent lookups, RSS, ``llmemo eval`` figures on
+  every file of ``--eval-dir`` (default ``../shared/eval-data`` beside the checkout, if
+  there); needs no Redis. Writes ``benchmarks/results/<date>-<host>-embed.md`` and its
+  section of ``benchmarks/RESULTS.md``.
 
 Without ``--redis-url`` a throwaway Redis 8 with RediSearch is started (as the tests do,
 from PyPI wheels) on a free loopback port and stopped at the end. ``--quick`` is the CI
@@ -61,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
         "suite",
-        choices=["all", "hits", "cluster", "dtype", "faults", "partitions"],
+        choices=["all", "hits", "cluster", "dtype", "faults", "partitions", "embed"],
         help="what to measure",
     )
     parser.add_argument("--redis-url", help="use this server instead of starting one")
@@ -77,7 +82,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-results-md", action="store_true", help="do not update benchmarks/RESULTS.md"
     )
+    parser.add_argument(
+        "--eval-dir", type=Path, help="embed: the pair files for the llmemo eval figures"
+    )
     args = parser.parse_args(argv)
+    if args.suite == "embed":
+        from benchmarks import embed
+
+        command = "python -m benchmarks " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+        eval_dir = args.eval_dir or HERE.parent.parent / "shared" / "eval-data"
+        sys.stdout.write(
+            embed.run(
+                eval_dir=eval_dir if eval_dir.is_dir() else None,
+                rounds=args.rounds or 3,
+                quick=args.quick,
+                out=None if args.quick else (args.out or HERE / "results"),
+                results_md=None if (args.quick or args.no_results_md) else HERE / "RESULTS.md",
+                command=command,
+            )
+        )
+        return 0
     if args.suite == "faults":
         from benchmarks import faults
 

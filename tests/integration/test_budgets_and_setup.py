@@ -216,8 +216,9 @@ async def test_a_model_load_is_not_inside_the_embed_budget() -> None:
 
 @pytest.mark.model
 def test_the_first_embedding_of_local_embeddings_is_not_dropped() -> None:
-    # A cold process, as a user's first run: importing torch and loading the model takes
-    # seconds, more than the 2 s embed budget given here; one short embedding does not.
+    # A cold process, as a user's first run: importing the runtime and loading the model
+    # (building its graph on a machine's first run) can take longer than the 2 s embed
+    # budget given here; one short embedding does not.
     out = run_fresh_process(
         """
         import asyncio
