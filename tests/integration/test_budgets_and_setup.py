@@ -343,6 +343,27 @@ async def fill(cache: Any, total: int, concurrency: int = 64) -> None:
     await asyncio.gather(*(write(i) for i in range(total)))
 
 
+async def filled_cache(kind: str, redis_url: str, prefix: str, total: int) -> Any:
+    """A ``RedisCache`` (``kind="exact"``) or RediSearch ``RedisSemanticCache`` under
+    ``prefix``, with :data:`FILL_POLICY`, holding ``total`` entries (every write counted)."""
+    cache: Any
+    if kind == "exact":
+        cache = RedisCache(redis_url, prefix=prefix, single_flight=False, policy=FILL_POLICY)
+    else:
+        cache = RedisSemanticCache(
+            AsyncConceptEmbeddings(),
+            redis_url,
+            prefix=prefix,
+            name=prefix,
+            vector_backend="redisearch",
+            single_flight=False,
+            policy=FILL_POLICY,
+        )
+    await fill(cache, total)
+    assert cache.stats.writes == total
+    return cache
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "kind",
@@ -352,21 +373,7 @@ async def test_clear_removes_50k_entries_with_progress(
     kind: str, redis_url: str, unique_prefix: str, cleanup: None
 ) -> None:
     total = 50_000
-    cache: Any
-    if kind == "exact":
-        cache = RedisCache(redis_url, prefix=unique_prefix, single_flight=False, policy=FILL_POLICY)
-    else:
-        cache = RedisSemanticCache(
-            AsyncConceptEmbeddings(),
-            redis_url,
-            prefix=unique_prefix,
-            name=unique_prefix,
-            vector_backend="redisearch",
-            single_flight=False,
-            policy=FILL_POLICY,
-        )
-    await fill(cache, total)
-    assert cache.stats.writes == total
+    cache = await filled_cache(kind, redis_url, unique_prefix, total)
     seen: list[int] = []
     started = time.perf_counter()
     removed = await cache.core().aclear(progress=seen.append)
@@ -387,17 +394,7 @@ async def test_llmemo_clear_removes_50k_semantic_entries_with_progress(
     # The command's own client and timeout (not a cache's): 50k indexed entries, whose
     # UNLINKs take far longer than a cache's read budget, removed with progress lines.
     total = 50_000
-    cache = RedisSemanticCache(
-        AsyncConceptEmbeddings(),
-        redis_url,
-        prefix=unique_prefix,
-        name=unique_prefix,
-        vector_backend="redisearch",
-        single_flight=False,
-        policy=FILL_POLICY,
-    )
-    await fill(cache, total)
-    assert cache.stats.writes == total
+    cache = await filled_cache("redisearch", redis_url, unique_prefix, total)
     await cache.aclose()
     monkeypatch.setattr(cli, "PROGRESS_AFTER_S", 0.0)  # report from the first batch on
     monkeypatch.setattr(cli, "PROGRESS_EVERY_S", 0.0)

@@ -109,10 +109,10 @@ def _text(value: Any) -> str:
 # Counting a partition's (or the index's) documents: no rows, only the total.
 _COUNT_TAIL: Final = ("LIMIT", 0, 0, "DIALECT", 2)
 
-# The numpy type of each of config.REDISEARCH_VECTOR_TYPES (little-endian, as stored).
 #: The vector type of an index the store creates when no ``dtype`` is given: half the
 #: memory of FLOAT32 with the same hits (``python -m benchmarks dtype``).
 DEFAULT_DTYPE: Final = "FLOAT16"
+# The numpy type of each of config.REDISEARCH_VECTOR_TYPES (little-endian, as stored).
 _DTYPES: Final[dict[str, np.dtype[Any]]] = {
     "FLOAT32": np.dtype("<f4"),
     "FLOAT64": np.dtype("<f8"),
